@@ -1,0 +1,61 @@
+"""What a job handler sees: the job, a progress reporter and a cancel flag. No Qt here.
+
+The engine builds a JobContext per run and calls `handler(job, ctx)` on a pool thread. A handler returns a
+JSON-able result summary (the renderer returns the preview.json object) or raises; it never catches broadly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import JobCancelled, JobTimeout
+from .job import Job
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class JobContext:
+    job: Job
+    progress_fn: ProgressFn = lambda frame, frames: None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None  # time.monotonic() after which the job times out
+    services: dict[str, Any] = field(default_factory=dict)  # settings, layout, caches: set by the wiring
+
+    def progress(self, frame: int, frames: int) -> None:
+        self.progress_fn(frame, frames)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check(self) -> None:
+        """Call between units of work: raises JobCancelled or JobTimeout so the job stops promptly."""
+        if self.cancel_event.is_set():
+            raise JobCancelled(f"job {self.job.id} was cancelled")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise JobTimeout(f"job {self.job.id} ran past its time limit")
+
+
+class Handler(Protocol):
+    def __call__(self, job: Job, ctx: JobContext) -> dict[str, Any]: ...
+
+
+class HandlerRegistry:
+    """Job kind -> handler. The renderer registers `render`; tests may register their own kinds."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def get(self, kind: str) -> Handler | None:
+        return self._handlers.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._handlers)

@@ -1,0 +1,162 @@
+"""The DATA_DIR layout, safe joins and media-root containment.
+
+Every path that comes from input (a projectId, a timeline path, a media reference) passes through here before
+it touches the file system, so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UnsafePath
+from .spec import PROJECT_ID_RE
+
+JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
+_WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:[\\/]|^[A-Za-z]:$")
+STAGING_PREFIX = ".staging-"
+ARTIFACT_NAMES = ("preview.mp4", "preview.json", "poster.jpg", "thumbs.jpg", "thumbs.vtt")
+
+
+def check_project_id(project_id: str) -> str:
+    if not PROJECT_ID_RE.match(project_id) or project_id in (".", ".."):
+        raise UnsafePath(f"projectId {project_id!r} is not a safe folder name")
+    return project_id
+
+
+def check_job_id(job_id: str) -> str:
+    if not JOB_ID_RE.match(job_id):
+        raise UnsafePath(f"job id {job_id!r} is malformed")
+    return job_id
+
+
+def check_path_text(text: str, what: str = "path") -> str:
+    """Refuse path strings that are malformed on this platform before resolving them."""
+    if "\x00" in text:
+        raise UnsafePath(f"{what} contains a NUL byte")
+    if not text.strip():
+        raise UnsafePath(f"{what} is empty")
+    if os.name != "nt":
+        if text.startswith(("\\\\", "//")) and len(text) > 2 and text[2] not in "/\\":
+            raise UnsafePath(f"{what} {text!r} is a Windows network (UNC) path")
+        if _WINDOWS_DRIVE_RE.match(text):
+            raise UnsafePath(f"{what} {text!r} is a Windows drive path")
+    return text
+
+
+def is_within(path: Path, roots: Iterable[Path]) -> bool:
+    """True if `path`, with symlinks resolved, lies inside one of `roots` (also resolved)."""
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        real_root = Path(os.path.realpath(root))
+        if real == real_root or real_root in real.parents:
+            return True
+    return False
+
+
+def contain(path: Path, roots: Sequence[Path], what: str = "media") -> Path:
+    """Resolve symlinks and insist the result lies inside the media roots."""
+    real = Path(os.path.realpath(path))
+    if not is_within(real, roots):
+        shown = os.pathsep.join(str(r) for r in roots)
+        raise UnsafePath(f"{what} {str(path)!r} is outside PREVIEW_MEDIA_ROOTS ({shown})")
+    return real
+
+
+def resolve_media(reference: str, base_dirs: Sequence[Path], roots: Sequence[Path], what: str = "media") -> Path:
+    """Resolve a media reference: absolute as is, relative against each base dir in order (first that exists).
+
+    Returns a path inside the roots; raises UnsafePath otherwise. A relative reference that exists nowhere
+    resolves against the first base dir (so the caller can report it offline).
+    """
+    check_path_text(reference, what)
+    if reference.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        reference = unquote(urlparse(reference).path)
+    candidate = Path(reference).expanduser()
+    if candidate.is_absolute():
+        return contain(candidate, roots, what)
+    first: Path | None = None
+    for base in base_dirs:
+        joined = base / candidate
+        first = first or joined
+        if joined.exists():
+            return contain(joined, roots, what)
+    if first is None:
+        raise UnsafePath(f"{what} {reference!r} is relative and there is no folder to resolve it against")
+    return contain(first, roots, what)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lives under DATA_DIR."""
+
+    data_dir: Path
+
+    @property
+    def previews(self) -> Path:
+        return self.data_dir / "previews"
+
+    @property
+    def cache(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def media(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def api_json(self) -> Path:
+        return self.data_dir / "api.json"
+
+    @property
+    def api_token(self) -> Path:
+        return self.data_dir / "api-token"
+
+    def preview_dir(self, project_id: str, job_id: str) -> Path:
+        """DATA_DIR/previews/{projectId}/{jobId}, with both names checked so nothing escapes."""
+        path = self.previews / check_project_id(project_id) / check_job_id(job_id)
+        if self.previews.resolve() not in path.resolve().parents:
+            raise UnsafePath(f"preview folder for {project_id}/{job_id} escapes DATA_DIR/previews")
+        return path
+
+    def staging_dir(self, project_id: str, job_id: str) -> Path:
+        """A fresh temporary sibling of the preview folder; renamed into place by `publish`."""
+        final = self.preview_dir(project_id, job_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f"{STAGING_PREFIX}{job_id}-{secrets.token_hex(3)}"
+        staging.mkdir()
+        return staging
+
+    def publish(self, staging: Path, project_id: str, job_id: str) -> Path:
+        """Atomically move a complete staging folder into place (replacing an older result of the same job)."""
+        final = self.preview_dir(project_id, job_id)
+        if final.exists():
+            trash = final.parent / f"{STAGING_PREFIX}{job_id}-old-{secrets.token_hex(3)}"
+            os.replace(final, trash)
+            os.replace(staging, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+        return final
+
+    def stale_staging_dirs(self) -> list[Path]:
+        if not self.previews.is_dir():
+            return []
+        return [p for p in self.previews.glob(f"*/{STAGING_PREFIX}*") if p.is_dir()]
+
+    def remove_staging_for(self, job_id: str) -> None:
+        """Remove leftovers of a job's interrupted attempts (a killed worker cannot clean up after itself)."""
+        for path in self.stale_staging_dirs():
+            if path.name.startswith(f"{STAGING_PREFIX}{job_id}-"):
+                shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""Typed errors. Each carries what the CLI (exit code) and the API (HTTP status, code) need to report it.
+
+Only the job boundary (engine) and the program boundaries (CLI, API) catch these; everything in between lets
+them travel.
+"""
+
+from __future__ import annotations
+
+
+class PreviewError(Exception):
+    """Base class. `retryable` tells the job boundary whether another attempt could succeed."""
+
+    exit_code = 1
+    http_status = 500
+    code = "internal"
+    retryable = True
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(PreviewError):
+    """Input the user must fix: never retried."""
+
+    exit_code = 2
+    http_status = 400
+    code = "invalid"
+    retryable = False
+
+
+class InvalidSpec(InvalidInput):
+    """A job spec field is wrong. `field` is the dotted wire name, e.g. `output.width`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message, field=field)
+        self.field = field
+
+
+class UnsafePath(InvalidInput):
+    """A path escapes where it must stay (DATA_DIR/previews, PREVIEW_MEDIA_ROOTS) or is malformed."""
+
+    code = "unsafe_path"
+
+
+class SettingsError(InvalidInput):
+    """A configuration value is unusable. Names the variable or setting."""
+
+    code = "settings"
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}", name=name)
+        self.name = name
+
+
+class QueueFull(PreviewError):
+    exit_code = 3
+    http_status = 429
+    code = "queue_full"
+    retryable = False
+
+
+class JobNotFound(PreviewError):
+    exit_code = 4
+    http_status = 404
+    code = "not_found"
+    retryable = False
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}", job_id=job_id)
+        self.job_id = job_id
+
+
+class IllegalTransition(PreviewError):
+    """E.g. cancelling a succeeded job."""
+
+    exit_code = 2
+    http_status = 409
+    code = "conflict"
+    retryable = False
+
+
+class JobCancelled(PreviewError):
+    """Raised inside a handler when the job's cancel flag is seen; the boundary marks the job cancelled."""
+
+    code = "cancelled"
+    retryable = False
+
+
+class JobTimeout(PreviewError):
+    code = "timeout"
+    retryable = False
+
+
+class RenderError(PreviewError):
+    """A render failed. The message names the clip, the file and what is wrong when known."""
+
+    code = "render_failed"
+
+
+class MediaError(RenderError):
+    """Media that cannot be used (offline with `strict`, undecodable, ...). Retrying will not help."""
+
+    code = "media"
+    retryable = False
+
+
+class StoreUnavailable(PreviewError):
+    code = "store_unavailable"

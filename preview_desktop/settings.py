@@ -1,0 +1,254 @@
+"""One Settings object, built once at start: defaults < settings file < environment < CLI flags.
+
+Nothing here runs at import. `load_settings` reads the file and the environment it is handed, validates every
+value and raises SettingsError naming the variable, so a bad value stops the program with one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from . import APP_ID
+from .errors import SettingsError
+
+# environment variable -> settings field (existing deployments use these names)
+ENV_NAMES: dict[str, str] = {
+    "DATA_DIR": "data_dir",
+    "REDIS_URL": "redis_url",
+    "DEV_JOB_STORE": "job_store",
+    "PREVIEW_MAX_CONCURRENCY": "max_concurrency",
+    "PREVIEW_QUEUE_MAX": "queue_max",
+    "PREVIEW_MEDIA_ROOTS": "media_roots",
+    "PREVIEW_API_HOST": "api_host",
+    "PREVIEW_API_PORT": "api_port",
+    "PREVIEW_API_TOKEN": "api_token",
+    "PREVIEW_FARM_QUEUE": "farm_queue",
+    "PREVIEW_CACHE_MAX_BYTES": "cache_max_bytes",
+    "PREVIEW_LEASE_SECONDS": "lease_seconds",
+    "PREVIEW_RETENTION_DAYS": "retention_days",
+    "PREVIEW_JOB_TIMEOUT": "job_timeout",
+    "PREVIEW_SHUTDOWN_GRACE": "shutdown_grace",
+    "PREVIEW_LOG_LEVEL": "log_level",
+}
+FIELD_ENV = {v: k for k, v in ENV_NAMES.items()}
+SETTINGS_FILE_ENV = "PREVIEW_SETTINGS"
+
+
+def source_checkout_root() -> Path | None:
+    """The repository root when running from a source checkout (then DATA_DIR defaults to ./data there)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / ".git").exists():
+        return root
+    return None
+
+
+def default_data_dir() -> Path:
+    root = source_checkout_root()
+    if root is not None:
+        return root / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_ID, appauthor=False))
+
+
+def default_settings_file() -> Path:
+    root = source_checkout_root()
+    if root is not None:
+        return root / "data" / "settings.json"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_ID, appauthor=False)) / "settings.json"
+
+
+def default_concurrency() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    redis_url: str | None = None
+    job_store: Path | None = None  # None: DATA_DIR/queue
+    max_concurrency: int = field(default_factory=default_concurrency)
+    queue_max: int = 1000
+    media_roots: tuple[Path, ...] = ()  # empty: home + DATA_DIR/media
+    api_host: str = "127.0.0.1"
+    api_port: int = 8765
+    api_token: str | None = None  # None: generated once into DATA_DIR/api-token
+    farm_queue: str = "previews"
+    cache_max_bytes: int = 5 * 1024**3
+    lease_seconds: float = 30.0
+    retention_days: float = 30.0
+    job_timeout: float = 4 * 3600.0
+    shutdown_grace: float = 10.0
+    log_level: str = "INFO"
+    output_defaults: Mapping[str, Any] = field(default_factory=dict)  # spec `output` defaults from the window
+    settings_file: Path | None = None
+    forced: frozenset[str] = frozenset()  # fields set by environment or CLI: shown read-only in the window
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.job_store or self.data_dir / "queue"
+
+    @property
+    def effective_media_roots(self) -> tuple[Path, ...]:
+        return self.media_roots or (Path.home(), self.data_dir / "media")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """For logs and the window: secrets masked."""
+        from .logs import redact
+
+        data = asdict(self)
+        data["api_token"] = "***" if self.api_token else None
+        data["redis_url"] = redact(self.redis_url) if self.redis_url else None
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+
+
+def _parse_int(name: str, raw: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(raw, bool):
+        raise SettingsError(name, f"must be a whole number, got {raw!r}")
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(name, f"must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise SettingsError(name, f"must be {bound}, got {value}")
+    return value
+
+
+def _parse_float(name: str, raw: Any, minimum: float) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise SettingsError(name, f"must be a number, got {raw!r}") from None
+    if not value >= minimum:
+        raise SettingsError(name, f"must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _parse_value(key: str, raw: Any, name: str) -> Any:
+    """Convert a raw value (str from env/CLI, JSON value from the file) for field `key`."""
+    if key in ("data_dir", "job_store"):
+        text = str(raw).strip()
+        if not text:
+            raise SettingsError(name, "must not be empty")
+        return Path(text).expanduser().absolute()
+    if key == "media_roots":
+        items = raw if isinstance(raw, list) else [p for p in str(raw).split(os.pathsep) if p.strip()]
+        return tuple(Path(str(p)).expanduser().absolute() for p in items)
+    if key == "redis_url":
+        text = str(raw).strip() if raw is not None else ""
+        if not text:
+            return None
+        if not text.startswith(("redis://", "rediss://", "unix://")):
+            from .logs import redact
+
+            raise SettingsError(name, f"must start with redis://, rediss:// or unix://, got {redact(text)!r}")
+        return text
+    if key == "max_concurrency":
+        return _parse_int(name, raw, 1, 256)
+    if key == "queue_max":
+        return _parse_int(name, raw, 1)
+    if key == "api_port":
+        return _parse_int(name, raw, 0, 65535)
+    if key == "cache_max_bytes":
+        return _parse_int(name, raw, 0)
+    if key in ("lease_seconds", "shutdown_grace"):
+        return _parse_float(name, raw, 0.5)
+    if key in ("retention_days", "job_timeout"):
+        return _parse_float(name, raw, 0.0)
+    if key == "log_level":
+        level = str(raw).strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(name, f"must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+        return level
+    if key == "output_defaults":
+        if not isinstance(raw, dict):
+            raise SettingsError(name, "must be an object")
+        return dict(raw)
+    text = str(raw).strip()
+    if not text and key != "api_token":
+        raise SettingsError(name, "must not be empty")
+    return text or None
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"settings file {path}", f"cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"settings file {path}", f"is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path}", "must hold a JSON object")
+    return data
+
+
+def write_settings_file(path: Path, values: Mapping[str, Any]) -> None:
+    """Persist user-chosen values (the window's settings dialog). Atomic: write a sibling, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = read_settings_file(path)
+    current.update({k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()})
+    if "media_roots" in current and isinstance(current["media_roots"], (list, tuple)):
+        current["media_roots"] = [str(p) for p in current["media_roots"]]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+    settings_file: Path | None = None,
+) -> Settings:
+    """Build the Settings: defaults < file < environment < CLI (`cli` holds field names -> raw values)."""
+    env = os.environ if env is None else env
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    file_path = settings_file or (Path(env[SETTINGS_FILE_ENV]) if env.get(SETTINGS_FILE_ENV) else None)
+    file_path = file_path or default_settings_file()
+    file_values = read_settings_file(file_path)
+
+    known = {f.name for f in fields(Settings)} - {"settings_file", "forced"}
+    values: dict[str, Any] = {}
+    for key, raw in file_values.items():
+        if key not in known:
+            raise SettingsError(f"settings file {file_path}", f"unknown setting {key!r}")
+        values[key] = _parse_value(key, raw, f"{key} (settings file)")
+    forced: set[str] = set()
+    for env_name, key in ENV_NAMES.items():
+        if env_name in env and (env[env_name].strip() or key in ("redis_url", "api_token")):
+            values[key] = _parse_value(key, env[env_name], env_name)
+            forced.add(key)
+    for key, raw in cli.items():
+        values[key] = _parse_value(key, raw, f"--{key.replace('_', '-')}")
+        forced.add(key)
+    if "data_dir" not in values:
+        values["data_dir"] = default_data_dir()
+    return Settings(settings_file=file_path, forced=frozenset(forced), **values)
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create DATA_DIR and check it is writable; one clear SettingsError otherwise."""
+    name = "DATA_DIR" if "data_dir" in settings.forced else "data_dir"
+    for path, label in ((settings.data_dir, name), (settings.queue_dir, "DEV_JOB_STORE")):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise SettingsError(label, f"{path} is not a writable folder ({reason})") from None
