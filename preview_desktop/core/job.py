@@ -125,15 +125,18 @@ class Job:
             self.not_before = None
 
     def to_record(self) -> dict[str, Any]:
-        """Plain dict for the store (stable across versions: unknown keys are ignored on load)."""
-        record = asdict(self)
+        """Plain dict for the store (stable across versions: unknown keys are ignored on load).
+
+        Shallow on purpose: `spec` and `result` are shared, not deep-copied (this runs on every store write).
+        """
+        record = {f.name: getattr(self, f.name) for f in _FIELDS}
         record["state"] = self.state.value
+        record["progress"] = self.progress.__dict__.copy()
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in record.items() if k in known}
+        data = {k: v for k, v in record.items() if k in _FIELD_NAMES}
         data["state"] = JobState(data["state"])
         data["progress"] = Progress(**data.get("progress") or {})
         return cls(**data)
@@ -163,3 +166,7 @@ class Job:
             "origin": self.origin,
             "spec": self.spec,
         }
+
+
+_FIELDS = fields(Job)
+_FIELD_NAMES = frozenset(f.name for f in _FIELDS)

@@ -98,7 +98,9 @@ class InlineGap(_Strict):
 
 
 def _item_kind(value: Any) -> str:
-    return "gap" if isinstance(value, (dict, InlineGap)) and (isinstance(value, InlineGap) or "gap" in value) else "clip"
+    if isinstance(value, InlineGap) or (isinstance(value, dict) and "gap" in value):
+        return "gap"
+    return "clip"
 
 
 InlineItem = Annotated[
@@ -182,7 +184,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return "".join(parts).replace(".[", "[") or "spec"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         return "unknown field"

@@ -1,0 +1,287 @@
+"""The CLI's commands. Each returns an exit code; PreviewErrors travel up to cli.main, which reports them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .core.job import Job, JobState
+from .errors import JobNotFound, PreviewError
+from .queue.local import LocalStore
+from .settings import Settings
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _store(settings: Settings) -> LocalStore:
+    return LocalStore(settings.queue_dir, queue_max=settings.queue_max)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "project", None):
+        overrides["projectId"] = args.project
+    if getattr(args, "priority", None) is not None:
+        overrides["priority"] = args.priority
+    if getattr(args, "dry_run", False):
+        overrides["dryRun"] = True
+    return overrides
+
+
+def _age(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    seconds = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _progress_text(job: Job) -> str:
+    if job.state is JobState.RUNNING and job.progress.frames:
+        return f"{job.progress.fraction * 100:5.1f}%"
+    if job.state is JobState.RETRYING and job.not_before:
+        return f"in {max(0.0, job.not_before - time.time()):.0f}s"
+    return ""
+
+
+def _state_text(job: Job) -> str:
+    if job.state is JobState.CANCELLED and job.superseded_by:
+        return "superseded"
+    if job.state is JobState.RUNNING and job.cancel_requested:
+        return "cancelling"
+    return job.state.value
+
+
+# ---------------------------------------------------------------------------------------------- submit
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.intake import prepare_spec
+
+    spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args))
+    store = _store(settings)
+    job = store.submit(spec)
+    if not args.wait:
+        if args.json:
+            _print_json(job.to_wire())
+        else:
+            print(job.id)
+        return EXIT_OK
+    if not args.json:
+        print(f"queued {job.id} ({job.project_id})", file=sys.stderr)
+    job = _follow(store, job.id, show_bar=not args.json and sys.stderr.isatty())
+    if args.json:
+        _print_json(job.to_wire())
+    else:
+        _print_outcome(job, settings)
+    return EXIT_OK if job.state is JobState.SUCCEEDED else EXIT_FAILED
+
+
+def _follow(store: LocalStore, job_id: str, show_bar: bool) -> Job:
+    """Poll the store until the job finishes; draw a progress bar on a terminal."""
+    last_line = ""
+    waiting_since = time.monotonic()
+    hinted = False
+    while True:
+        job = store.get(job_id)
+        if job.state.finished:
+            if show_bar and last_line:
+                sys.stderr.write("\r" + " " * len(last_line) + "\r")
+            return job
+        if show_bar:
+            line = _bar_line(job)
+            if line != last_line:
+                sys.stderr.write("\r" + line.ljust(len(last_line)))
+                sys.stderr.flush()
+                last_line = line
+        if (
+            not hinted
+            and job.state is JobState.QUEUED
+            and time.monotonic() - waiting_since > 5
+            and not any(j.state is JobState.RUNNING for j in store.list_jobs(states=[JobState.RUNNING], limit=1))
+        ):
+            hinted = True
+            print("\nwaiting for a worker: start one with `preview-desktop --worker` or open the window",
+                  file=sys.stderr)
+        time.sleep(0.2)
+
+
+def _bar_line(job: Job) -> str:
+    if job.state is JobState.RUNNING:
+        p = job.progress
+        width = 30
+        filled = int(width * p.fraction)
+        eta = ""
+        if p.fps > 0 and p.frames:
+            eta = f" eta {max(0.0, (p.frames - p.frame) / p.fps):.0f}s"
+        return f"[{'#' * filled}{'.' * (width - filled)}] {p.fraction * 100:5.1f}% {p.frame}/{p.frames}{eta}"
+    return _state_text(job) + (f" ({_progress_text(job)})" if _progress_text(job) else "")
+
+
+def _print_outcome(job: Job, settings: Settings) -> None:
+    if job.state is JobState.SUCCEEDED:
+        from .core.layout import Layout
+
+        folder = Layout(settings.data_dir).preview_dir(job.project_id, job.id)
+        print(f"succeeded: {folder}")
+        for warning in (job.result or {}).get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        state = _state_text(job)
+        print(f"{state}: {job.error}" if job.error else state, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    jobs = store.list_jobs(states=[JobState(args.state)] if args.state else None, project_id=args.project)
+    if args.json:
+        _print_json([j.to_wire() for j in jobs])
+        return EXIT_OK
+    if not jobs:
+        print("no jobs", file=sys.stderr)
+        return EXIT_OK
+    print(f"{'JOB ID':<24}  {'STATE':<10}  {'PROGRESS':>8}  {'PRI':>3}  {'CREATED':<10}  PROJECT / TIMELINE")
+    for job in jobs:
+        print(f"{job.id:<24}  {_state_text(job):<10}  {_progress_text(job):>8}  {job.priority:>3}  "
+              f"{_age(job.created_at):<10}  {job.project_id} / {Path(job.label).name}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    job = _store(settings).get(args.job_id)
+    if args.json:
+        _print_json(job.to_wire())
+        return EXIT_OK
+    rows = [
+        ("job", job.id),
+        ("project", job.project_id),
+        ("timeline", job.label),
+        ("state", _state_text(job) + (f" ({_progress_text(job)})" if _progress_text(job) else "")),
+        ("priority", str(job.priority)),
+        ("attempts", f"{job.attempts_made} of {job.attempts_allowed}"),
+        ("created", f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job.created_at))}"),
+    ]
+    if job.worker:
+        rows.append(("worker", job.worker))
+    if job.finished_at and job.started_at:
+        rows.append(("duration", f"{job.finished_at - job.started_at:.1f}s"))
+    if job.superseded_by:
+        rows.append(("superseded by", job.superseded_by))
+    if job.error:
+        rows.append(("error", job.error))
+    if job.state is JobState.SUCCEEDED:
+        from .core.layout import Layout
+
+        rows.append(("preview", str(Layout(settings.data_dir).preview_dir(job.project_id, job.id))))
+    for key, value in rows:
+        print(f"{key + ':':<15}{value}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- actions
+def _each(args: argparse.Namespace, settings: Settings, action: str) -> int:
+    store = _store(settings)
+    worst = EXIT_OK
+    results: list[dict[str, Any]] = []
+    for job_id in args.job_ids:
+        try:
+            job = getattr(store, action)(job_id)
+        except PreviewError as exc:
+            print(f"preview-desktop: error: {exc}", file=sys.stderr)
+            worst = max(worst, exc.exit_code)
+            continue
+        results.append(job.to_wire())
+        if not args.json:
+            print(f"{job.id}: {_state_text(job)}")
+    if args.json:
+        _print_json(results)
+    return worst
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    return _each(args, settings, "cancel")
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    return _each(args, settings, "retry")
+
+
+# ---------------------------------------------------------------------------------------------- render, demo
+def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.handler import JobContext
+    from .core.intake import prepare_spec
+    from .core.job import Job, new_job_id
+    from .render.api import render_foreground
+
+    spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args))
+    job = Job(id=new_job_id(), project_id=spec.projectId, spec=spec.to_wire())
+    bar = _TerminalBar(enabled=not args.json and sys.stderr.isatty())
+    ctx = JobContext(job=job, progress_fn=bar.update, services={"settings": settings})
+    previous = signal.signal(signal.SIGINT, lambda *_: ctx.cancel_event.set())
+    try:
+        result = render_foreground(spec, Path(args.out).absolute(), settings=settings, ctx=ctx)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"rendered {Path(args.out).absolute()}")
+        for warning in result.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+class _TerminalBar:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last = 0.0
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._width = 0
+
+    def update(self, frame: int, frames: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and frame < frames):
+            return
+        with self._lock:
+            self._last = now
+            fraction = frame / frames if frames else 0.0
+            fps = frame / max(1e-6, now - self._started)
+            filled = int(30 * fraction)
+            line = f"[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {frame}/{frames} {fps:.0f} fps"
+            self._width = max(self._width, len(line))
+            sys.stderr.write("\r" + line.ljust(self._width))
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .core.layout import Layout
+    from .render.api import make_demo
+
+    timeline = make_demo(Layout(settings.data_dir).media)
+    if args.json:
+        _print_json({"timeline": str(timeline)})
+    else:
+        print(timeline)
+        print(f"render it:  preview-desktop render {timeline} --out demo-preview", file=sys.stderr)
+    return EXIT_OK
+
+
+__all__ = ["JobNotFound"]

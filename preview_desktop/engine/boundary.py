@@ -1,0 +1,58 @@
+"""The job boundary: the one place that catches every exception a handler raises.
+
+It turns whatever happened into an Outcome (with the traceback) that the engine records on the job. Nothing
+else in the program swallows exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.handler import Handler, JobContext
+from ..core.job import Job
+from ..errors import JobCancelled, PreviewError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "success" | "failure" | "cancelled"
+    seconds: float
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: str | None = None
+    retryable: bool = True
+
+
+def run_at_boundary(handler: Handler, job: Job, ctx: JobContext) -> Outcome:
+    """Run `handler` on the calling (pool) thread and never raise."""
+    started = time.monotonic()
+    try:
+        ctx.check()
+        result = handler(job, ctx)
+    except JobCancelled:
+        return Outcome("cancelled", time.monotonic() - started)
+    except BaseException as exc:  # the job boundary: record, never propagate
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            log.warning("job %s interrupted by %s", job.id, type(exc).__name__)
+        message = str(exc) or type(exc).__name__
+        if not isinstance(exc, PreviewError):
+            message = f"{type(exc).__name__}: {message}"
+        retryable = exc.retryable if isinstance(exc, PreviewError) else True
+        log.warning("job %s failed: %s", job.id, message, extra={"job_id": job.id})
+        return Outcome(
+            "failure",
+            time.monotonic() - started,
+            error=message,
+            traceback=traceback.format_exc(),
+            retryable=retryable,
+        )
+    if ctx.cancelled:
+        # finished anyway; a result is better than nothing, so keep it
+        log.info("job %s finished before its cancel took effect", job.id)
+    return Outcome("success", time.monotonic() - started, result=result if isinstance(result, dict) else {})

@@ -1,0 +1,364 @@
+"""The Engine: leases jobs from the store while render slots are free, runs them, and reports what happens.
+
+Threads: the loop thread runs this class; a single store thread runs every store call (SQLite can block);
+handlers run on the RenderPool's threads and talk back only through `loop.call_soon_threadsafe`.
+Events come from the store's change log (so changes made by other processes, e.g. `preview-desktop submit`,
+reach the window too) plus live progress of the jobs running here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from ..core.handler import HandlerRegistry, JobContext
+from ..core.job import Job, JobState, Progress
+from ..core.layout import Layout
+from ..errors import IllegalTransition, JobNotFound
+from ..queue.base import Lease
+from ..queue.local import LocalStore, StoreWatcher, make_worker_id
+from ..settings import Settings
+from .boundary import Outcome, run_at_boundary
+from .events import EngineStatus, EventHub, JobOutcome, JobProgress, JobRemoved, JobUpdated
+from .pool import RenderPool
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PROGRESS_EVENT_INTERVAL = 0.1  # seconds between live progress events per job
+
+
+@dataclass
+class RunningJob:
+    lease: Lease
+    ctx: JobContext
+    started: float = field(default_factory=time.monotonic)
+    progress: Progress = field(default_factory=Progress)
+    last_event: float = 0.0
+    interrupted: bool = False  # stopped by shutdown: give the job back instead of marking it cancelled
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: LocalStore,
+        registry: HandlerRegistry,
+        loop: asyncio.AbstractEventLoop | None = None,
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.loop = loop or asyncio.get_event_loop()
+        self.events = EventHub()
+        self.worker_id = make_worker_id()
+        self.layout = Layout(settings.data_dir)
+        self.pool = RenderPool(settings.max_concurrency, self.loop)
+        self.pool.on_free(self._wake_dispatcher)
+        self.services: dict[str, Any] = {"settings": settings, "layout": self.layout, **(services or {})}
+        self.running: dict[str, RunningJob] = {}
+        self.jobs: dict[str, Job] = {}  # mirror of the store, kept by the change log
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._watcher = StoreWatcher(store, self._on_store_commit)
+        self._wake = asyncio.Event()
+        self._sync_pending = False
+        self._rev = -1
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._paused = False
+        self.leasing = True  # False: this node runs no local jobs (e.g. a farm-only node)
+
+    # ------------------------------------------------------------------ plumbing
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store operation on the store thread; the loop stays free. Errors propagate to the caller."""
+        result = await self.loop.run_in_executor(self._store_thread, partial(fn, *args, **kwargs))
+        self._request_sync()
+        return result
+
+    def _on_store_commit(self) -> None:  # watcher thread
+        self.loop.call_soon_threadsafe(self._request_sync)
+
+    def _request_sync(self) -> None:
+        if not self._sync_pending and not self._stopped.is_set():
+            self._sync_pending = True
+            self._spawn(self._sync())
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    def _wake_dispatcher(self) -> None:
+        self._wake.set()
+
+    def status(self) -> EngineStatus:
+        return EngineStatus(len(self.running), self.pool.capacity, self._paused, self._stopping)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load the job mirror, clean leftovers of dead workers, then start the loops."""
+        reaped = await self.call(self.store.reap)
+        if reaped:
+            log.info("requeued %d job(s) left running by a stopped worker", len(reaped))
+        await self._sync(full=True)
+        await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging, set(self.running))
+        self._watcher.start()
+        self._spawn(self._dispatch_loop())
+        self._spawn(self._heartbeat_loop())
+        self._spawn(self._housekeeping_loop())
+        self.events.emit(self.status())
+
+    def _remove_orphan_staging(self, running_here: set[str]) -> None:
+        """Staging folders of jobs not running anywhere are leftovers of killed renders: never published.
+
+        Runs on the store thread (it asks the store which jobs run)."""
+        import shutil
+
+        from ..core.layout import STAGING_PREFIX
+
+        for path in self.layout.stale_staging_dirs():
+            job_id = path.name[len(STAGING_PREFIX) :][:24]
+            if job_id in running_here:
+                continue
+            try:
+                running = self.store.get(job_id).state is JobState.RUNNING
+            except JobNotFound:
+                running = False
+            if not running:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def set_concurrency(self, n: int) -> None:
+        self.pool.set_capacity(n)
+        self.events.emit(self.status())
+
+    async def set_paused(self, paused: bool) -> None:
+        await self.call(self.store.set_paused, paused)
+
+    async def stop(self, grace: float | None = None, interrupt: bool = False) -> None:
+        """Stop leasing; let running jobs finish within `grace` (interrupt them at once if asked); give back
+        whatever still runs so another worker can take it. Never hangs."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        if not self._stopping:
+            self._stopping = True
+            self.events.emit(self.status())
+            log.info("stopping: no new jobs; %d running", len(self.running))
+        self._wake.set()
+        if interrupt:
+            self.interrupt_running()
+        deadline = time.monotonic() + grace
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.running:
+            self.interrupt_running()
+            deadline = time.monotonic() + 2.0
+            while self.running and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        for job_id, run in list(self.running.items()):
+            log.warning("job %s still running at exit: giving it back to the queue", job_id)
+            with contextlib.suppress(IllegalTransition, JobNotFound):
+                await self.call(self.store.release, job_id, run.lease.token)
+        self._watcher.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        self._stopped.set()
+
+    def interrupt_running(self) -> None:
+        for run in self.running.values():
+            run.interrupted = True
+            run.ctx.cancel_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def close(self) -> None:
+        self._store_thread.shutdown(wait=True)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # ------------------------------------------------------------------ mirroring the store
+    async def _sync(self, full: bool = False) -> None:
+        self._sync_pending = False
+        if full or self._rev < 0:
+            rev = await self.loop.run_in_executor(self._store_thread, self.store.current_rev)
+            jobs = await self.loop.run_in_executor(self._store_thread, self.store.list_jobs)
+            paused = await self.loop.run_in_executor(self._store_thread, self.store.is_paused)
+            self._rev = rev
+            self.jobs = {j.id: j for j in jobs}
+            self._set_paused(paused)
+            for job in jobs:
+                self.events.emit(JobUpdated(job))
+            self._wake.set()
+            return
+        changes = await self.loop.run_in_executor(self._store_thread, self.store.changes_since, self._rev)
+        if changes.job_ids is None:
+            self._rev = -1
+            await self._sync(full=True)
+            return
+        if changes.rev == self._rev:
+            return
+        self._rev = changes.rev
+        fetched = await self.loop.run_in_executor(self._store_thread, self._fetch, changes.job_ids)
+        paused = await self.loop.run_in_executor(self._store_thread, self.store.is_paused)
+        self._set_paused(paused)
+        for job_id, fresh in fetched:
+            if fresh is None:
+                if self.jobs.pop(job_id, None) is not None:
+                    self.events.emit(JobRemoved(job_id))
+                continue
+            job = self.jobs[job_id] = fresh
+            run = self.running.get(job_id)
+            if run is not None and job.cancel_requested:
+                run.ctx.cancel_event.set()
+            self.events.emit(JobUpdated(job))
+            if job.state is JobState.QUEUED:
+                self._wake.set()
+
+    def _fetch(self, job_ids: tuple[str, ...]) -> list[tuple[str, Job | None]]:
+        out: list[tuple[str, Job | None]] = []
+        for job_id in job_ids:
+            try:
+                out.append((job_id, self.store.get(job_id)))
+            except JobNotFound:
+                out.append((job_id, None))
+        return out
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            self.events.emit(self.status())
+            self._wake.set()
+
+    # ------------------------------------------------------------------ dispatching
+    async def _dispatch_loop(self) -> None:
+        kinds = self.registry.kinds()
+        while not self._stopping:
+            self._wake.clear()
+            while self.leasing and not self._paused and not self._stopping and self.pool.free > 0:
+                lease = await self.loop.run_in_executor(
+                    self._store_thread, self.store.lease, self.worker_id, self.settings.lease_seconds, kinds
+                )
+                if lease is None or self._stopping:
+                    if lease is not None:
+                        await self.call(self.store.release, lease.job.id, lease.token)
+                    break
+                self._start(lease)
+            due = await self.loop.run_in_executor(self._store_thread, self.store.next_due)
+            timeout = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _start(self, lease: Lease) -> None:
+        job = lease.job
+        handler = self.registry.get(job.kind)
+        assert handler is not None  # we only lease kinds we have handlers for
+        timeout = self.settings.job_timeout
+        ctx = JobContext(
+            job=job,
+            progress_fn=partial(self._progress_from_thread, job.id),
+            deadline=time.monotonic() + timeout if timeout > 0 else None,
+            services=self.services,
+        )
+        self.running[job.id] = RunningJob(lease, ctx)
+        self.jobs[job.id] = job
+        self.events.emit(JobUpdated(job))
+        self.events.emit(self.status())
+        log.info("job %s started (%s, attempt %d/%d)", job.id, job.project_id, job.attempts_made,
+                 job.attempts_allowed, extra={"job_id": job.id})
+        future = self.pool.submit(partial(run_at_boundary, handler, job, ctx))
+
+        def finished(f: asyncio.Future[Outcome], job_id: str = job.id) -> None:
+            self._spawn(self._finish(job_id, f.result()))
+
+        future.add_done_callback(finished)
+
+    def _progress_from_thread(self, job_id: str, frame: int, frames: int) -> None:
+        self.loop.call_soon_threadsafe(self._on_progress, job_id, frame, frames)
+
+    def _on_progress(self, job_id: str, frame: int, frames: int) -> None:
+        run = self.running.get(job_id)
+        if run is None:
+            return
+        elapsed = time.monotonic() - run.started
+        fraction = min(1.0, frame / frames) if frames > 0 else 0.0
+        run.progress = Progress(fraction, frame, frames, frame / elapsed if elapsed > 0 else 0.0)
+        now = time.monotonic()
+        if now - run.last_event >= PROGRESS_EVENT_INTERVAL or frame >= frames:
+            run.last_event = now
+            p = run.progress
+            self.events.emit(JobProgress(job_id, p.frame, p.frames, p.fraction, p.fps))
+
+    async def _finish(self, job_id: str, outcome: Outcome) -> None:
+        run = self.running.pop(job_id)
+        token = run.lease.token
+        kind = outcome.kind
+        try:
+            if kind == "success":
+                job = await self.call(self.store.complete, job_id, token, outcome.result or {})
+            elif kind == "cancelled" and run.interrupted:
+                job = await self.call(self.store.release, job_id, token)
+                kind = "released"
+            elif kind == "cancelled":
+                job = await self.call(self.store.acknowledge_cancel, job_id, token)
+            else:
+                job = await self.call(
+                    self.store.fail, job_id, token, outcome.error or "failed", outcome.traceback, outcome.retryable
+                )
+                kind = "retry" if job.state is JobState.RETRYING else (
+                    "cancelled" if job.state is JobState.CANCELLED else "failure")
+        except (IllegalTransition, JobNotFound) as exc:
+            log.warning("job %s: result dropped: %s", job_id, exc, extra={"job_id": job_id})
+            kind = "lost"
+        else:
+            log.info("job %s: attempt ended after %.1fs, now %s", job_id, outcome.seconds, job.state.value,
+                     extra={"job_id": job_id})
+        self.events.emit(JobOutcome(job_id, kind, outcome.seconds, run.progress.frames))
+        self.events.emit(self.status())
+        self._wake.set()
+
+    # ------------------------------------------------------------------ keeping leases alive
+    async def _heartbeat_loop(self) -> None:
+        interval = max(0.2, min(1.0, self.settings.lease_seconds / 3))
+        while not self._stopped.is_set():
+            await asyncio.sleep(interval)
+            if not self.running:
+                continue
+            tokens = {job_id: run.lease.token for job_id, run in self.running.items()}
+            progress = {job_id: run.progress for job_id, run in self.running.items()}
+            reply = await self.call(self.store.heartbeat, tokens, self.settings.lease_seconds, progress)
+            for job_id in reply.cancel_requested | reply.lost:
+                run = self.running.get(job_id)
+                if run is not None:
+                    if job_id in reply.lost:
+                        log.warning("job %s: lease lost (another worker took it); stopping it here", job_id)
+                    run.ctx.cancel_event.set()
+
+    async def _housekeeping_loop(self) -> None:
+        interval = max(0.25, min(5.0, self.settings.lease_seconds / 4))
+        last_purge = 0.0
+        while not self._stopped.is_set():
+            await asyncio.sleep(interval)
+            reaped = await self.call(self.store.reap)
+            if reaped:
+                log.info("requeued %d job(s) whose worker stopped responding", len(reaped))
+                await self.loop.run_in_executor(
+                    self._store_thread, self._remove_orphan_staging, set(self.running)
+                )
+            if self.settings.retention_days > 0 and time.monotonic() - last_purge > 3600:
+                last_purge = time.monotonic()
+                await self.call(self.store.purge_finished, self.settings.retention_days * 86400)

@@ -1,0 +1,83 @@
+"""Engine events and the per-engine hub that delivers them. Subscribers are called on the loop thread.
+
+Not a global bus: each Engine owns one EventHub; the window's adapter, the API and the metrics subscribe to
+the engine they were given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Union
+
+from ..core.job import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobUpdated:
+    """A job's record changed in the store (any process): state, priority, stored progress, ..."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobRemoved:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Live progress of a job running on this node (throttled)."""
+
+    job_id: str
+    frame: int
+    frames: int
+    fraction: float
+    fps: float
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """An attempt on this node ended: outcome is success, failure, retry or cancelled."""
+
+    job_id: str
+    outcome: str
+    seconds: float
+    frames: int
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    running: int
+    capacity: int
+    paused: bool
+    stopping: bool
+
+
+Event = Union[JobUpdated, JobRemoved, JobProgress, JobOutcome, EngineStatus]
+Subscriber = Callable[[Event], None]
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                # A broken subscriber must not stop the others or the engine; this is the hub's boundary.
+                log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)

@@ -1,0 +1,1 @@
+"""Job stores behind one small interface (base.JobStore). local.LocalStore is the diskcache store."""
