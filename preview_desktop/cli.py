@@ -20,9 +20,8 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_QUEUE_FULL, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse's usage errors exit 2, as ours do
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_INVALID, f"preview-desktop: error: {message}\n")
+    def error(self, message: str) -> Any:  # one line, exit 2, as our other input errors
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
