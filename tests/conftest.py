@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+pytest_plugins = ["tests.support.qtloop"]  # the `qloop` fixture: a qasync loop on the Qt application
+
 _ISOLATED_VARS = (
     "DATA_DIR",
     "REDIS_URL",

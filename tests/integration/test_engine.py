@@ -18,7 +18,7 @@ from preview_desktop.errors import InvalidInput
 from preview_desktop.queue.local import LocalStore
 from preview_desktop.settings import Settings, load_settings
 from tests.support.jobs import make_spec
-from tests.support.qtloop import qloop, run  # noqa: F401  (fixture)
+from tests.support.qtloop import run
 
 pytestmark = pytest.mark.timeout(120)
 

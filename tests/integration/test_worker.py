@@ -27,7 +27,8 @@ def test_ready_line_and_clean_stop_on_sigterm(data_dir: Path) -> None:
 
 
 def test_redis_password_never_logged(data_dir: Path) -> None:
-    proc = start_worker(env={"REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0", "PREVIEW_API_TOKEN": "tok-123456789"})
+    secrets = {"REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0", "PREVIEW_API_TOKEN": "tok-123456789"}
+    proc = start_worker(env=secrets)
     try:
         wait_ready(proc, timeout=30)
         time.sleep(1.0)

@@ -32,7 +32,7 @@ def test_transition_table_is_enforced(source: JobState, target: JobState) -> Non
 
 
 def test_cancel_succeeded_names_the_problem() -> None:
-    with pytest.raises(IllegalTransition, match="cannot cancel job .*: it is succeeded"):
+    with pytest.raises(IllegalTransition, match=r"cannot cancel job .*: it is succeeded"):
         make(JobState.SUCCEEDED).transition(JobState.CANCELLED)
 
 

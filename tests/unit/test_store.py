@@ -161,7 +161,7 @@ def test_cancel_and_retry_transitions(store: LocalStore) -> None:
     lease = store.lease("w", 30)
     assert lease is not None
     store.complete(job.id, lease.token, {})
-    with pytest.raises(IllegalTransition, match="cannot cancel job .*: it is succeeded"):
+    with pytest.raises(IllegalTransition, match=r"cannot cancel job .*: it is succeeded"):
         store.cancel(job.id)
     with pytest.raises(IllegalTransition):
         store.retry(job.id)
@@ -250,7 +250,7 @@ def test_kinds_a_worker_cannot_run_stay_queued(store: LocalStore) -> None:
     assert lease2 is not None and lease2.job.id == other.id
 
 
-def _lease_all(directory: str, out: "multiprocessing.Queue[list[str]]") -> None:
+def _lease_all(directory: str, out: multiprocessing.Queue[list[str]]) -> None:
     store = LocalStore(Path(directory))
     got: list[str] = []
     while (lease := store.lease(f"proc-{multiprocessing.current_process().pid}", 30)) is not None:
