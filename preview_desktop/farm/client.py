@@ -1,0 +1,93 @@
+"""Talking to the farm from anywhere (the window, the API, scripts, tests): submit, cancel, look.
+
+Cancel protocol (the same from the window, the API or a Node.js backend that writes the key itself):
+  1. `Queue.remove(id)`: works while the job waits, is delayed (between retries) or prioritized. BullMQ refuses
+     to remove a job whose lock is held, i.e. one that runs.
+  2. If it runs: SET `{prefix}:{queue}:pd:cancel:{id}` = reason. The node running it polls that key every
+     0.25 s, stops the render at its next frame and fails the job with "cancelled: <reason>" (no retry).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..core.spec import JobSpec
+from ..logs import redact
+from .connection import FarmConfig, describe_error, make_client
+from .registry import CANCEL_TTL_S, FarmKeys, FarmStatus, snapshot
+
+JOB_NAME = "render"
+
+
+def bullmq_priority(spec_priority: int) -> int:
+    """Spec priority 0-10, higher first → BullMQ priority 1-11, lower first (0 would mean 'no priority')."""
+    return 11 - max(0, min(10, spec_priority))
+
+
+def job_options(spec: JobSpec, config: FarmConfig) -> dict[str, Any]:
+    return {
+        "attempts": spec.attempts,
+        "backoff": {"type": "exponential", "delay": config.default_backoff_ms},
+        "priority": bullmq_priority(spec.priority),
+        "removeOnComplete": {"count": config.keep_completed},
+        "removeOnFail": {"count": config.keep_failed},
+    }
+
+
+class FarmClient:
+    def __init__(self, url: str, queue: str, config: FarmConfig | None = None, prefix: str = "bull") -> None:
+        from bullmq import Queue
+
+        self.config = config or FarmConfig()
+        self.url = redact(url)
+        self.keys = FarmKeys(prefix, queue)
+        self.redis = make_client(url, self.config, name="preview-desktop:client")
+        self.queue = Queue(queue, {"connection": self.redis, "prefix": prefix})
+
+    async def submit(self, spec: JobSpec, name: str = JOB_NAME, opts: dict[str, Any] | None = None) -> str:
+        """Add a job; returns its BullMQ id. The spec must be validated already (paths absolute)."""
+        job = await self.queue.add(name, spec.to_wire(), {**job_options(spec, self.config), **(opts or {})})
+        return str(job.id)
+
+    async def cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
+        """'removed' (it waited), 'requested' (it runs: its node stops it within ~1 s), 'finished', 'not-found'."""
+        removed = await self.queue.remove(job_id)
+        if removed == 1:
+            return "removed"
+        state = await self.queue.getJobState(job_id)
+        if state == "active":
+            await self.redis.set(self.keys.cancel(job_id), reason, ex=CANCEL_TTL_S)
+            return "requested"
+        if state in ("completed", "failed"):
+            return "finished"
+        if state == "unknown":
+            return "not-found"
+        # moved between states while we looked (e.g. active -> delayed for a retry): try once more
+        return "removed" if await self.queue.remove(job_id) == 1 else "requested"
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        """The job as Node's BullMQ would show it: state, progress, return value, failed reason."""
+        job = await self.queue.getJob(job_id)
+        if job is None:
+            return None
+        return {
+            "id": str(job.id),
+            "name": job.name,
+            "state": await self.queue.getJobState(job_id),
+            "data": job.data,
+            "progress": job.progress,
+            "returnvalue": job.returnvalue,
+            "failedReason": job.failedReason or None,
+            "attemptsMade": job.attemptsMade,
+        }
+
+    async def status(self) -> FarmStatus:
+        try:
+            return await snapshot(self.redis, self.keys, self.url)
+        except Exception as exc:  # the farm view shows why, in one line
+            return FarmStatus(url=self.url, queue=self.keys.queue, connected=False, error=describe_error(exc),
+                              updated=time.time())
+
+    async def close(self) -> None:
+        await self.queue.close()

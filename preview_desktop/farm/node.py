@@ -1,0 +1,419 @@
+"""FarmNode: this node's seat on the farm. A bullmq Worker whose fetching we drive ourselves.
+
+Why not `Worker.run()` with `concurrency`: bullmq's loop keeps `concurrency` fetches in flight whatever else
+the node does, so it would lock farm jobs it cannot start while local renders hold the slots (and other idle
+nodes could not take them). Instead one fetch loop asks for a job only while `engine.pool` has a free slot,
+and starts the render on the pool in the same loop step the job arrives, so local and farm work together never
+exceed PREVIEW_MAX_CONCURRENCY. If a local job took the slot while we were fetching, the job goes straight back
+to the queue (moveToDelayed(now) with skipAttempt: no attempt is used). bullmq still does the rest: locks and
+their renewal (LockManager), the stalled-job check, completing, failing, retries and backoff (processJob).
+
+Farm jobs are not copied into the local diskcache store: the farm's record is Redis. The window's Farm view
+and `FarmNode.status` show them; their artifacts are written under DATA_DIR/previews like local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..core.handler import Handler, JobContext
+from ..core.intake import prepare_wire_spec
+from ..core.job import Job, JobState, new_job_id
+from ..engine.boundary import Outcome, run_at_boundary
+from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
+from .registry import FarmJobInfo, FarmKeys, FarmStatus, NodeInfo, publish, read_counts, read_nodes, unpublish
+
+if TYPE_CHECKING:
+    from ..node import Node
+
+log = logging.getLogger("preview_desktop.farm")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class FarmJobFailed(Exception):
+    """A retryable failure of a farm job: BullMQ retries it with backoff while attempts remain."""
+
+
+@dataclass
+class FarmRun:
+    job: Any  # bullmq.Job
+    token: str
+    ctx: JobContext
+    future: asyncio.Future[Outcome]
+    local_id: str
+    started: float = field(default_factory=time.time)
+    frame: int = 0
+    frames: int = 0
+    progress_dirty: bool = False
+    cancel_reason: str | None = None
+    interrupted: bool = False
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.frame / self.frames, 1) if self.frames > 0 else 0.0
+
+    def info(self) -> FarmJobInfo:
+        data = self.job.data if isinstance(self.job.data, dict) else {}
+        project = data.get("projectId")
+        return FarmJobInfo(
+            jobId=str(self.job.id), name=self.job.name, projectId=project if isinstance(project, str) else None,
+            startedAt=self.started, frame=self.frame, frames=self.frames, percent=self.percent,
+            attempt=int(self.job.attemptsMade) + 1,
+        )
+
+
+class FarmNode:
+    def __init__(self, node: Node, config: FarmConfig | None = None, prefix: str = "bull") -> None:
+        assert node.settings.redis_url, "FarmNode needs settings.redis_url"
+        self.node = node
+        self.engine = node.engine
+        self.settings = node.settings
+        self.config = config or FarmConfig()
+        self.url = node.settings.redis_url
+        register_url_secret(self.url)
+        self.link = Link(self.url)
+        self.keys = FarmKeys(prefix, node.settings.farm_queue)
+        self.node_id = self.engine.worker_id
+        self.host = socket.gethostname()
+        self.running: dict[str, FarmRun] = {}
+        self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=False)
+        self._listeners: list[Callable[[FarmStatus], None]] = []
+        self._prefix = prefix
+        self._redis: Any = None
+        self._worker: Any = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self._slot = asyncio.Event()
+        self._tokens = itertools.count(1)
+        self.completed = 0  # attempts that ended on this node (any outcome): for tests and the bench
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Never blocks on Redis and never raises for an outage: the loops connect (and reconnect) on their own."""
+        from bullmq import Worker
+
+        self._redis = make_client(self.url, self.config, name=f"preview-desktop:{self.node_id}")
+        opts: dict[str, Any] = {
+            **self.config.worker_opts(),
+            "connection": self._redis,
+            "prefix": self._prefix,
+            "autorun": False,
+            "name": self.node_id,
+        }
+        self._worker = Worker(self.keys.queue, self._process, opts)
+        self._worker.on("error", self._on_worker_error)
+        self._worker.lockManager.start()
+        from bullmq.timer import Timer
+
+        self._worker.stalledCheckTimer = Timer(
+            self.config.stalled_interval_ms / 1000, self._worker.runStalledJobsCheck, self._worker.emit
+        )
+        self.engine.pool.on_free(self._slot.set)
+        self.link.on_change(self._notify)
+        for loop_fn in (self._fetch_loop, self._heartbeat_loop, self._cancel_loop, self._progress_loop):
+            self._spawn(loop_fn())
+        log.info("farm: node %s joins queue %r on %s", self.node_id, self.keys.queue, self.link.url)
+
+    async def stop(self) -> None:
+        """Stop fetching; let running farm jobs finish briefly, then hand them back to the queue."""
+        self._stopping = True
+        self._slot.set()
+        fetch = self._tasks[0] if self._tasks else None
+        if fetch is not None:
+            fetch.cancel()
+        deadline = time.monotonic() + min(2.0, self.settings.shutdown_grace)
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for run in self.running.values():
+            run.interrupted = True
+            run.ctx.cancel_event.set()
+        deadline = time.monotonic() + 3.0
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.running:
+            log.warning("farm: %d job(s) still running at exit; their locks expire and another node re-runs them",
+                        len(self.running))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.link.connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(unpublish(self._redis, self.keys, self.node_id), 2.0)
+        if self._worker is not None:
+            self._worker.stalledCheckTimer.stop()
+            self._worker.closing = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._worker.close(force=True), 3.0)
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+    def on_status(self, callback: Callable[[FarmStatus], None]) -> None:
+        """Called on the loop thread whenever the farm snapshot or the link state changes."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        self.status.connected = self.link.connected
+        self.status.error = self.link.error
+        for callback in list(self._listeners):
+            callback(self.status)
+
+    def _spawn(self, coro: Any) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(coro))
+
+    def _on_worker_error(self, err: BaseException, *args: Any) -> None:
+        if is_connection_error(err):
+            self.link.down(err)
+        elif "could not renew lock" in str(err):
+            log.warning("farm: %s (the job may be re-run elsewhere)", describe_error(err))
+        else:
+            log.warning("farm: worker error: %s", describe_error(err))
+
+    async def _backoff(self, delay: float) -> None:
+        """Sleep `delay`, or less if another loop sees Redis come back."""
+        await self.link.wait_up(delay)
+
+    # ------------------------------------------------------------------ fetching
+    def _may_fetch(self) -> bool:
+        return not self._stopping and not self.engine.stopping and self.engine.pool.free > 0
+
+    async def _fetch_loop(self) -> None:
+        worker = self._worker
+        delay = self.config.backoff_min_s
+        while not self._stopping:
+            if not self._may_fetch():
+                self._slot.clear()
+                if self.engine.stopping:
+                    await asyncio.sleep(0.2)
+                else:
+                    await self._slot.wait()
+                continue
+            token = f"{worker.id}:{next(self._tokens)}"
+            try:
+                job = await worker.getNextJob(token)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis trouble: reported once by the link, retried with backoff
+                self.link.down(exc)
+                await self._backoff(delay)
+                delay = min(self.config.backoff_max_s, delay * 2)
+                continue
+            self.link.up()
+            delay = self.config.backoff_min_s
+            if job is None:
+                continue
+            if not self._may_fetch():
+                await self._give_back(job, token)
+                continue
+            self._start(job, token)
+
+    async def _give_back(self, job: Any, token: str) -> None:
+        """Return a job we cannot start now to the queue at once, without using one of its attempts."""
+        try:
+            await job.moveToDelayed(int(time.time() * 1000), token)
+        except Exception as exc:  # its lock expires and the stalled check requeues it instead
+            log.warning("farm: could not hand job %s back (%s); it returns when its lock expires",
+                        job.id, describe_error(exc))
+
+    def _start(self, job: Any, token: str) -> None:
+        """Start the render on a pool thread now (same loop step as the slot check), then let bullmq track it."""
+        raw = job.data
+        handler = self.engine.registry.get(job.name)
+        data = raw if isinstance(raw, dict) else {}
+        project = data.get("projectId")
+        local = Job(
+            id=new_job_id(), project_id=project if isinstance(project, str) else "farm", spec=dict(data),
+            kind=job.name, state=JobState.RUNNING, attempts_made=int(job.attemptsMade) + 1,
+            attempts_allowed=int(job.opts.get("attempts") or 1), origin="farm", worker=self.node_id,
+            started_at=time.time(),
+        )
+        timeout = self.settings.job_timeout
+        ctx = JobContext(
+            job=local,
+            progress_fn=partial(self._progress_from_thread, str(job.id)),
+            deadline=time.monotonic() + timeout if timeout > 0 else None,
+            services=self.engine.services,
+        )
+        if handler is None:
+            future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            kinds = ", ".join(self.engine.registry.kinds())
+            future.set_result(Outcome("failure", 0.0, error=f"unknown job name {job.name!r} (this node runs: "
+                                      f"{kinds})", retryable=False))
+        else:
+            future = self.engine.pool.submit(partial(self._run_on_pool, handler, raw, local, ctx))
+        self.running[str(job.id)] = FarmRun(job, token, ctx, future, local.id)
+        log.info("farm: job %s (%s) started here, attempt %d", job.id, local.project_id, local.attempts_made,
+                 extra={"job_id": local.id})
+        self._spawn_job(self._worker.processJob(job, token))
+        self._notify_soon()
+
+    def _spawn_job(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+
+    def _run_on_pool(self, handler: Handler, raw: Any, job: Job, ctx: JobContext) -> Outcome:
+        """On a pool thread: validate the wire spec (bad input fails unrecoverably), then render."""
+        roots = self.settings.effective_media_roots
+
+        def validated(job: Job, ctx: JobContext) -> dict[str, Any]:
+            spec = prepare_wire_spec(raw, roots)
+            job.spec, job.project_id, job.priority = spec.to_wire(), spec.projectId, spec.priority
+            return handler(job, ctx)
+
+        return run_at_boundary(validated, job, ctx)
+
+    # ------------------------------------------------------------------ the processor (bullmq calls it)
+    async def _process(self, job: Any, token: str) -> dict[str, Any]:
+        from bullmq.custom_errors import DelayedError, UnrecoverableError
+
+        run = self.running[str(job.id)]
+        try:
+            outcome = await run.future
+        finally:
+            self.running.pop(str(job.id), None)
+            self.completed += 1
+            self._notify_soon()
+        # Deliver only with Redis up: bullmq's completion needs our lock, which survives an outage shorter
+        # than its remaining life. Longer than that, the stalled check has requeued the job: it re-runs.
+        if not self.link.connected:
+            await self.link.wait_up(self.config.lock_duration_ms / 1000)
+        log.info("farm: job %s %s after %.1fs", job.id, outcome.kind, outcome.seconds, extra={"job_id": run.local_id})
+        if run.progress_dirty and self.link.connected:  # the last frame, which the progress loop may not have sent
+            with contextlib.suppress(Exception):
+                await job.updateProgress({"frame": run.frame, "frames": run.frames, "percent": run.percent})
+        if outcome.kind == "success":
+            return {**(outcome.result or {}), "artifacts": self._artifacts(run)}
+        if outcome.kind == "cancelled":
+            if run.cancel_reason is not None:
+                raise UnrecoverableError(f"cancelled: {run.cancel_reason}")
+            await job.moveToDelayed(int(time.time() * 1000), token)  # shutdown: back to the queue, no attempt used
+            raise DelayedError()
+        if not outcome.retryable:
+            raise UnrecoverableError(outcome.error or "failed")
+        self._apply_spec_attempts(job)
+        raise FarmJobFailed(outcome.error or "failed")
+
+    def _apply_spec_attempts(self, job: Any) -> None:
+        """A producer that set no `attempts` option gets the spec's `attempts` (with exponential backoff)."""
+        data = job.data if isinstance(job.data, dict) else {}
+        attempts = data.get("attempts", 3)
+        if not job.opts.get("attempts") and isinstance(attempts, int) and not isinstance(attempts, bool):
+            job.opts["attempts"] = max(1, min(20, attempts))
+            if not job.opts.get("backoff"):
+                job.opts["backoff"] = {"type": "exponential", "delay": self.config.default_backoff_ms}
+
+    def _artifacts(self, run: FarmRun) -> dict[str, Any]:
+        """Where the artifacts are: this node, the folder, and a signed URL when the API is reachable off-host."""
+        path: str | None = None
+        project = run.ctx.job.project_id
+        with contextlib.suppress(Exception):
+            path = str(self.engine.layout.preview_dir(project, run.local_id))
+        return {"nodeId": self.node_id, "host": self.host, "jobId": run.local_id, "path": path,
+                "url": self._signed_url(run.local_id)}
+
+    def _signed_url(self, local_id: str) -> str | None:
+        api = self.node.api
+        if api is None or self.settings.api_host in LOOPBACK:
+            return None
+        sign = getattr(api, "signed_artifact_url", None)
+        if sign is None:
+            return None
+        try:
+            return str(sign(local_id, "preview.mp4"))
+        except Exception as exc:  # a missing URL must not fail a finished render
+            log.warning("farm: no signed URL for %s: %s", local_id, describe_error(exc))
+            return None
+
+    # ------------------------------------------------------------------ progress, cancel, heartbeat
+    def _progress_from_thread(self, job_id: str, frame: int, frames: int) -> None:
+        self.engine.loop.call_soon_threadsafe(self._on_progress, job_id, frame, frames)
+
+    def _on_progress(self, job_id: str, frame: int, frames: int) -> None:
+        run = self.running.get(job_id)
+        if run is not None:
+            run.frame, run.frames, run.progress_dirty = frame, frames, True
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.progress_interval_s)
+            if not self.link.connected:
+                continue
+            for run in list(self.running.values()):
+                if not run.progress_dirty:
+                    continue
+                run.progress_dirty = False
+                try:
+                    await run.job.updateProgress({"frame": run.frame, "frames": run.frames, "percent": run.percent})
+                except Exception as exc:
+                    if is_connection_error(exc):
+                        self.link.down(exc)
+                    run.progress_dirty = True
+                    break
+
+    async def _cancel_loop(self) -> None:
+        """Poll the cancel keys of the jobs running here (one MGET): a request is seen within cancel_poll_s."""
+        while True:
+            await asyncio.sleep(self.config.cancel_poll_s)
+            if not self.running or not self.link.connected:
+                continue
+            ids = list(self.running)
+            try:
+                reasons = await self._redis.mget([self.keys.cancel(i) for i in ids])
+            except Exception as exc:
+                if is_connection_error(exc):
+                    self.link.down(exc)
+                continue
+            for job_id, reason in zip(ids, reasons, strict=True):
+                run = self.running.get(job_id)
+                if reason is not None and run is not None and run.cancel_reason is None:
+                    run.cancel_reason = reason or "cancelled"
+                    run.ctx.cancel_event.set()
+                    log.info("farm: job %s: cancel requested (%s); stopping it", job_id, run.cancel_reason)
+                    with contextlib.suppress(Exception):
+                        await self._redis.delete(self.keys.cancel(job_id))
+
+    def node_info(self) -> NodeInfo:
+        return NodeInfo(
+            nodeId=self.node_id, host=self.host, pid=os.getpid(), version=__version__,
+            capacity=self.engine.pool.capacity, running=[r.info() for r in self.running.values()],
+            localRunning=len(self.engine.running), api=getattr(self.node.api, "url", None),
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        """Publish this node and refresh the farm snapshot. Also the link probe while nothing else talks."""
+        delay = self.config.backoff_min_s
+        while True:
+            try:
+                await publish(self._redis, self.keys, self.node_info(), self.config.node_ttl_s)
+                nodes = await read_nodes(self._redis, self.keys)
+                counts = await read_counts(self._redis, self.keys)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.link.down(exc)
+                await asyncio.sleep(delay)
+                delay = min(self.config.backoff_max_s, delay * 2)
+                continue
+            delay = self.config.backoff_min_s
+            self.link.up()
+            self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=True, nodes=nodes,
+                                     counts=counts)
+            self._notify()
+            await asyncio.sleep(self.config.heartbeat_s)
+
+    def _notify_soon(self) -> None:
+        """Running jobs changed: show it now in this node's status (the registry catches up at the heartbeat)."""
+        mine = next((n for n in self.status.nodes if n.nodeId == self.node_id), None)
+        if mine is not None:
+            mine.running = [r.info() for r in self.running.values()]
+        self._notify()

@@ -1,0 +1,151 @@
+"""The node registry and the farm snapshot: who is on the farm, what each node runs, what waits.
+
+Keys (beside BullMQ's own `{prefix}:{queue}:*` keys, under a `pd:` namespace so they never collide with job ids,
+which BullMQ keeps at `{prefix}:{queue}:{id}` and which are numbers unless a producer chooses otherwise):
+
+  {prefix}:{queue}:pd:nodes            sorted set: node id -> last heartbeat (unix ms); pruned on read
+  {prefix}:{queue}:pd:node:{nodeId}    JSON of NodeInfo, expires node_ttl after the last heartbeat
+  {prefix}:{queue}:pd:cancel:{jobId}   a cancel request for a running job (expires after a day)
+
+A node that dies stops refreshing its key, so it drops out of the snapshot within node_ttl even though nothing
+removes it; the sorted set only tells readers which keys to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+COUNT_TYPES = ("waiting", "prioritized", "active", "delayed", "paused", "completed", "failed")
+CANCEL_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class FarmKeys:
+    prefix: str
+    queue: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{self.queue}:pd"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.base}:nodes"
+
+    def node(self, node_id: str) -> str:
+        return f"{self.base}:node:{node_id}"
+
+    def cancel(self, job_id: str) -> str:
+        return f"{self.base}:cancel:{job_id}"
+
+
+@dataclass
+class FarmJobInfo:
+    """A farm job running on a node, as the registry shows it."""
+
+    jobId: str
+    name: str
+    projectId: str | None
+    startedAt: float
+    frame: int = 0
+    frames: int = 0
+    percent: float = 0.0
+    attempt: int = 1
+
+
+@dataclass
+class NodeInfo:
+    nodeId: str
+    host: str
+    pid: int
+    version: str
+    capacity: int
+    running: list[FarmJobInfo] = field(default_factory=list)
+    localRunning: int = 0
+    api: str | None = None
+    heartbeat: float = 0.0  # unix seconds
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeInfo:
+        data = json.loads(text)
+        running = [FarmJobInfo(**j) for j in data.pop("running", [])]
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(running=running, **known)
+
+
+@dataclass
+class FarmStatus:
+    """What the window's Farm view and the API show. Plain data: no Qt, no Redis objects, no secrets."""
+
+    url: str  # redacted
+    queue: str
+    connected: bool
+    error: str | None = None
+    nodes: list[NodeInfo] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    updated: float = field(default_factory=time.time)
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def publish(client: Any, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> None:
+    info.heartbeat = time.time()
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.set(keys.node(info.nodeId), info.to_json(), px=int(ttl_s * 1000))
+        pipe.zadd(keys.nodes, {info.nodeId: int(info.heartbeat * 1000)})
+        await pipe.execute()
+
+
+async def unpublish(client: Any, keys: FarmKeys, node_id: str) -> None:
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.node(node_id))
+        pipe.zrem(keys.nodes, node_id)
+        await pipe.execute()
+
+
+async def read_nodes(client: Any, keys: FarmKeys) -> list[NodeInfo]:
+    ids = await client.zrange(keys.nodes, 0, -1)
+    if not ids:
+        return []
+    values = await client.mget([keys.node(i) for i in ids])
+    nodes: list[NodeInfo] = []
+    gone: list[str] = []
+    for node_id, value in zip(ids, values, strict=True):
+        if value is None:
+            gone.append(node_id)
+            continue
+        try:
+            nodes.append(NodeInfo.from_json(value))
+        except (ValueError, TypeError):
+            gone.append(node_id)
+    if gone:
+        await client.zrem(keys.nodes, *gone)
+    return sorted(nodes, key=lambda n: (n.host, n.nodeId))
+
+
+async def read_counts(client: Any, keys: FarmKeys) -> dict[str, int]:
+    """Queue counts read directly (the same keys BullMQ's getJobCounts reads)."""
+    base = f"{keys.prefix}:{keys.queue}"
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.llen(f"{base}:wait")
+        pipe.zcard(f"{base}:prioritized")
+        pipe.llen(f"{base}:active")
+        pipe.zcard(f"{base}:delayed")
+        pipe.llen(f"{base}:paused")
+        pipe.zcard(f"{base}:completed")
+        pipe.zcard(f"{base}:failed")
+        values = await pipe.execute()
+    return dict(zip(COUNT_TYPES, (int(v or 0) for v in values), strict=True))
+
+
+async def snapshot(client: Any, keys: FarmKeys, url: str) -> FarmStatus:
+    nodes = await read_nodes(client, keys)
+    counts = await read_counts(client, keys)
+    return FarmStatus(url=url, queue=keys.queue, connected=True, nodes=nodes, counts=counts)

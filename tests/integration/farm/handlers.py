@@ -1,0 +1,59 @@
+"""Fake job kinds for farm tests, registered in worker subprocesses through PREVIEW_EXTRA_HANDLERS.
+
+`render` here replaces the real renderer: it "renders" an inline timeline of gaps by sleeping one frame period
+per frame (checking cancel and reporting progress like the real one), so tests run in seconds and need no
+media. A clip whose source is `fail.mp4` fails (retryable). Each run appends "projectId pid" to the file named
+by FARM_TEST_RUN_LOG, so tests can count how often each job ran and where.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from preview_desktop.core.handler import HandlerRegistry, JobContext
+from preview_desktop.core.job import Job
+from preview_desktop.errors import RenderError
+
+RUN_LOG_ENV = "FARM_TEST_RUN_LOG"
+
+
+def _log_run(job: Job) -> None:
+    path = os.environ.get(RUN_LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{job.project_id} {os.getpid()}\n")
+
+
+def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
+    _log_run(job)
+    timeline = job.spec.get("timeline")
+    clips = timeline.get("clips", []) if isinstance(timeline, dict) else []
+    fps = float(timeline.get("fps", 25)) if isinstance(timeline, dict) else 25.0
+    if any(c.get("source") == "fail.mp4" for c in clips):
+        raise RenderError("clip 'fail.mp4': cannot decode (test failure)")
+    seconds = sum(float(c.get("gap", 0)) for c in clips)
+    frames = max(1, round(seconds * fps))
+    started = time.monotonic()
+    for frame in range(1, frames + 1):
+        ctx.check()
+        delay = started + frame / fps - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        ctx.progress(frame, frames)
+    return {"jobId": job.id, "projectId": job.project_id, "status": "succeeded",
+            "video": {"file": "preview.mp4", "frames": frames}, "pid": os.getpid()}
+
+
+def noop(job: Job, ctx: JobContext) -> dict[str, Any]:
+    return {"projectId": job.project_id}
+
+
+def register(registry: HandlerRegistry) -> None:
+    registry.register("render", fake_render)
+    registry.register("noop", noop)
+
+
+def gap_spec(project: str, seconds: float, fps: float = 25, **fields: Any) -> dict[str, Any]:
+    return {"projectId": project, "timeline": {"fps": fps, "clips": [{"gap": seconds}]}, **fields}
