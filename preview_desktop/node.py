@@ -32,10 +32,26 @@ def render_handler(job: Job, ctx: JobContext) -> dict[str, Any]:
     return render_job(job, ctx)
 
 
+EXTRA_HANDLERS_ENV = "PREVIEW_EXTRA_HANDLERS"
+
+
 def default_registry() -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register("render", render_handler)
+    _register_extra_handlers(registry)
     return registry
+
+
+def _register_extra_handlers(registry: HandlerRegistry) -> None:
+    """Test-only hook: PREVIEW_EXTRA_HANDLERS="module:function" calls function(registry) so worker subprocesses
+    in tests can run fast fake job kinds (farm jobs run the handler named by their BullMQ job name)."""
+    import importlib
+    import os
+
+    target = os.environ.get(EXTRA_HANDLERS_ENV, "").strip()
+    if target:
+        module, _, function = target.partition(":")
+        getattr(importlib.import_module(module), function)(registry)
 
 
 class Node:

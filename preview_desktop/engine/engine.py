@@ -253,7 +253,8 @@ class Engine:
                 lease = await self.loop.run_in_executor(
                     self._store_thread, self.store.lease, self.worker_id, self.settings.lease_seconds, kinds
                 )
-                if lease is None or self._stopping:
+                # pool.free is checked again: the farm node may have taken the slot while we leased
+                if lease is None or self._stopping or self.pool.free <= 0:
                     if lease is not None:
                         await self.call(self.store.release, lease.job.id, lease.token)
                     break
