@@ -1,0 +1,133 @@
+"""Prometheus metrics of one node, and a plain reader the window's metrics dock shares with /metrics.
+
+Exactly the four metrics of DESIGN.md (dashboards use these names). Each node has its own CollectorRegistry, not
+prometheus_client's global one, so two nodes in one process (tests) never mix their numbers.
+
+Why a custom collector for the gauges: queue size and active jobs are *read* from the store when scraped, never
+counted from events, so they agree with the store at every moment (an event-fed gauge drifts when another process
+changes the queue or an event is missed). The store read is a blocking SQLite call, so `refresh()` runs it on the
+engine's store thread before the exposition is generated; the collector only returns that fresh snapshot.
+The outcome counter and the duration histogram are fed from JobOutcome events: they count attempts that ended on
+this node since it started, which is what a Prometheus counter means.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from ..core.job import JobState
+from ..engine.events import Event, JobOutcome
+
+OUTCOMES = ("success", "failure", "retry")
+# Renders take seconds (a short cut) to an hour (a feature at 4 h maxSeconds is rare but possible).
+DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """The numbers /metrics serves, as plain values (the window plots these; no Qt, no prometheus types)."""
+
+    queue_size: int
+    active_jobs: int
+    jobs_total: dict[str, int]
+    duration_count: int
+    duration_sum: float
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def mean_duration(self) -> float | None:
+        return self.duration_sum / self.duration_count if self.duration_count else None
+
+
+def counts_to_gauges(counts: dict[str, int]) -> tuple[int, int]:
+    """(queue size, active jobs) from the store's counts by state: waiting = queued + retrying; active = running."""
+    waiting = counts.get(JobState.QUEUED.value, 0) + counts.get(JobState.RETRYING.value, 0)
+    return int(waiting), int(counts.get(JobState.RUNNING.value, 0))
+
+
+class _StoreGauges(Collector):
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        queue_size, active = self._metrics.gauges
+        queue = GaugeMetricFamily("preview_worker_queue_size", "Jobs waiting in the queue (queued or retrying).")
+        queue.add_metric([], queue_size)
+        yield queue
+        running = GaugeMetricFamily("preview_worker_active_jobs", "Jobs running now.")
+        running.add_metric([], active)
+        yield running
+
+    def describe(self) -> Iterator[Metric]:
+        # Describing lets the registry check names at registration without calling collect().
+        yield GaugeMetricFamily("preview_worker_queue_size", "Jobs waiting in the queue (queued or retrying).")
+        yield GaugeMetricFamily("preview_worker_active_jobs", "Jobs running now.")
+
+
+class NodeMetrics:
+    """The node's registry. `observe` takes engine events; `refresh` reads the store; `exposition` renders."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, read_counts: Callable[[], Any]) -> None:
+        """`read_counts` is an async callable returning the store's counts by state (via the store thread)."""
+        self._read_counts = read_counts
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.jobs_total = Counter(
+            "preview_worker_jobs_total", "Job attempts that ended on this node, by outcome.", ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self.jobs_total.labels(outcome=outcome)  # present at 0 from the start
+        self.duration = Histogram(
+            "preview_worker_job_duration_seconds", "Wall time of job attempts on this node.",
+            buckets=DURATION_BUCKETS, registry=self.registry,
+        )
+        self.gauges: tuple[int, int] = (0, 0)
+        self.registry.register(_StoreGauges(self))
+
+    def observe(self, event: Event) -> None:
+        """EventHub subscriber (loop thread)."""
+        if isinstance(event, JobOutcome) and event.outcome in OUTCOMES:
+            self.jobs_total.labels(outcome=event.outcome).inc()
+            self.duration.observe(max(0.0, event.seconds))
+
+    async def refresh(self) -> tuple[int, int]:
+        counts = await self._read_counts()
+        self.gauges = counts_to_gauges(counts)
+        return self.gauges
+
+    async def exposition(self) -> bytes:
+        """Fresh gauges, then the text format: what /metrics returns."""
+        await self.refresh()
+        return generate_latest(self.registry)
+
+    async def snapshot(self) -> MetricsSnapshot:
+        """The same numbers as /metrics, for the window's metrics dock."""
+        await self.refresh()
+        return self.current()
+
+    def current(self) -> MetricsSnapshot:
+        """The last refreshed gauges and the live counters, without touching the store (safe anywhere)."""
+        totals = dict.fromkeys(OUTCOMES, 0)
+        for metric in self.jobs_total.collect():
+            for sample in metric.samples:
+                if sample.name == "preview_worker_jobs_total" and sample.labels.get("outcome") in totals:
+                    totals[sample.labels["outcome"]] = int(sample.value)
+        count, total_seconds = 0.0, 0.0
+        for metric in self.duration.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_count"):
+                    count = sample.value
+                elif sample.name.endswith("_sum"):
+                    total_seconds = sample.value
+        queue_size, active = self.gauges
+        return MetricsSnapshot(queue_size, active, totals, int(count), float(total_seconds))
