@@ -1,0 +1,184 @@
+"""The renderer's public entry points: the engine handler, foreground render, dry-run, demo media.
+
+Importing this module is cheap on purpose (the CLI imports it at start-up): av, cv2 and opentimelineio are
+imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.layout import ARTIFACT_NAMES
+from ..errors import InvalidInput, JobTimeout, MediaError
+
+if TYPE_CHECKING:
+    from ..core.handler import JobContext
+    from ..core.job import Job
+    from ..core.layout import Layout
+    from ..core.spec import JobSpec
+    from ..settings import Settings
+
+__all__ = ["make_demo", "render_foreground", "render_job", "render_to_folder"]
+
+
+def render_to_folder(
+    spec: JobSpec,
+    out_dir: Path,
+    *,
+    job_id: str,
+    settings: Settings,
+    ctx: JobContext,
+    created_at: float | None = None,
+) -> dict[str, Any]:
+    """Render the spec's artifacts (or a dry-run preview.json) into `out_dir`, an existing empty folder.
+
+    Raises InvalidInput subclasses for bad input, MediaError for offline media under `strict`, RenderError
+    (naming clip, file and reason) for failures while rendering, JobCancelled/JobTimeout from `ctx.check()`.
+    """
+    from . import artifacts
+    from .timeline import build_plan
+
+    started = time.time()
+    check = _checker(ctx, settings)
+    check()
+    plan, loaded = build_plan(spec, settings)
+    offline = [layer for layer in plan.video if layer.source.kind == "offline"]
+    if spec.output.strict and offline:
+        first = offline[0]
+        raise MediaError(
+            f"clip {first.name!r}: media offline ({first.source.reason}): {first.source.path or 'no path'}"
+            + (f" (and {len(offline) - 1} more)" if len(offline) > 1 else ""),
+            clip=first.name,
+            file=str(first.source.path),
+        )
+    timeline_info = {
+        "source": loaded.source_text,
+        "format": loaded.format,
+        "digest": loaded.digest,
+        "clips": plan.clip_count,
+    }
+    common: dict[str, Any] = {
+        "job_id": job_id,
+        "project_id": spec.projectId,
+        "created_at": created_at,
+        "started_at": started,
+        "plan": plan,
+        "timeline": timeline_info,
+    }
+    if spec.dryRun:
+        document = artifacts.preview_document(dry_run=True, **common)
+        artifacts.write_json(out_dir, document)
+        return document
+
+    from .pipeline import render_video
+
+    ctx.progress(0, plan.frames)
+    collector, facts = render_video(plan, spec, out_dir, check=check, progress=ctx.progress)
+    thumbnails = collector.write(out_dir)
+    mp4 = out_dir / "preview.mp4"
+    video = {
+        "file": "preview.mp4",
+        "codec": "h264",
+        "width": plan.width,
+        "height": plan.height,
+        "fps": int(plan.fps) if float(plan.fps).is_integer() else round(plan.fps, 3),
+        "frames": facts["frames"],
+        "durationSeconds": round(facts["frames"] / plan.fps, 6),
+        "audio": "aac" if spec.output.audio else None,
+        "bytes": mp4.stat().st_size,
+        "sha256": artifacts.file_sha256(mp4),
+    }
+    document = artifacts.preview_document(dry_run=False, video=video, thumbnails=thumbnails, **common)
+    artifacts.write_json(out_dir, document)
+    return document
+
+
+def _checker(ctx: JobContext, settings: Settings) -> Any:
+    """ctx.check() plus the per-job timeout from settings when the engine set no deadline."""
+    deadline = None
+    if ctx.deadline is None and settings.job_timeout > 0:
+        deadline = time.monotonic() + settings.job_timeout
+
+    def check() -> None:
+        ctx.check()
+        if deadline is not None and time.monotonic() > deadline:
+            raise JobTimeout(f"job {ctx.job.id} ran past its time limit ({settings.job_timeout:g} s)")
+
+    return check
+
+
+def render_job(job: Job, ctx: JobContext) -> dict[str, Any]:
+    """Engine handler for job kind "render": stage, render, publish into DATA_DIR/previews/{project}/{job}."""
+    from ..core.spec import parse_spec
+
+    settings: Settings = ctx.services["settings"]
+    layout: Layout = ctx.services["layout"]
+    spec = parse_spec(job.spec)
+    layout.remove_staging_for(job.id)
+    staging = layout.staging_dir(spec.projectId, job.id)
+    try:
+        document = render_to_folder(
+            spec, staging, job_id=job.id, settings=settings, ctx=ctx, created_at=job.created_at
+        )
+        layout.publish(staging, spec.projectId, job.id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return document
+
+
+def render_foreground(spec: JobSpec, out_dir: Path, *, settings: Settings, ctx: JobContext) -> dict[str, Any]:
+    """`preview-desktop render --out DIR`: the artifacts land directly in DIR, all at once.
+
+    DIR is created when missing. An existing DIR must be empty or hold only a previous render's artifacts
+    (preview.mp4, preview.json, poster.jpg, thumbs.jpg, thumbs.vtt), which are replaced; anything else is
+    refused (InvalidInput) rather than mixed with or deleted.
+    """
+    from ..core.job import new_job_id
+
+    out_dir = Path(os.path.abspath(out_dir))
+    _check_out_dir(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    job_id = new_job_id()
+    staging = out_dir.parent / f".{out_dir.name}.staging-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        document = render_to_folder(spec, staging, job_id=job_id, settings=settings, ctx=ctx,
+                                    created_at=ctx.job.created_at)
+        _check_out_dir(out_dir)
+        if out_dir.exists():
+            trash = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
+            os.replace(out_dir, trash)
+            os.replace(staging, out_dir)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return document
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir() or out_dir.is_symlink():
+        raise InvalidInput(f"--out {out_dir}: exists and is not a folder")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ARTIFACT_NAMES)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise InvalidInput(
+            f"--out {out_dir}: folder is not empty and not a previous render output (holds {shown})"
+        )
+
+
+def make_demo(media_dir: Path) -> Path:
+    """Write demo clips, a still and an OTIO timeline using them into `media_dir`; returns the timeline."""
+    from .demo import make_demo as _make
+
+    return _make(media_dir)

@@ -1,0 +1,152 @@
+"""The files beside the video: poster, thumbnail sprite + WebVTT, and preview.json (DESIGN.md's shape).
+
+The Collector sees every composed frame (before burn-ins) but only copies the few it keeps, so it costs
+nothing measurable in the frame loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..core.job import iso
+from .plan import Plan
+
+THUMB_WIDTH = 160
+MAX_THUMBS = 100
+SPRITE_COLUMNS = 10
+
+
+class Collector:
+    """Keeps thumbnail frames and the best poster candidate while the video is rendered."""
+
+    def __init__(self, frames: int, fps: float, width: int, height: int) -> None:
+        self.frames = frames
+        self.fps = fps
+        seconds = frames / fps
+        self.interval = max(1, round(fps * max(1.0, seconds / MAX_THUMBS)))
+        self.count = max(1, math.ceil(frames / self.interval))
+        self.thumb_w = min(THUMB_WIDTH, width)
+        self.thumb_h = max(2, round(self.thumb_w * height / width / 2) * 2)
+        self.thumbs: list[np.ndarray | None] = [None] * self.count
+        self.target = frames // 3  # a third in: past the opening titles, before the end credits
+        self.poster: np.ndarray | None = None
+        self._poster_distance = math.inf
+        self._poster_good = False
+        self.fallback: np.ndarray | None = None  # first frame, when the timeline has no picture at all
+
+    def offer(self, index: int, image: np.ndarray, has_picture: bool) -> None:
+        import cv2
+
+        if index % self.interval == 0:
+            self.thumbs[index // self.interval] = cv2.resize(
+                image, (self.thumb_w, self.thumb_h), interpolation=cv2.INTER_AREA
+            )
+        if self.fallback is None:
+            self.fallback = image.copy()
+        if not has_picture:
+            return
+        sampled = index % self.interval == 0 or index == self.target
+        if not sampled and self._poster_good:
+            return
+        distance = abs(index - self.target)
+        good = _looks_like_picture(image)
+        if (good and (not self._poster_good or distance < self._poster_distance)) or (
+            not self._poster_good and self.poster is None
+        ):
+            self.poster = image.copy()
+            self._poster_distance = distance
+            self._poster_good = good
+
+    def write(self, folder: Path) -> dict[str, Any]:
+        import cv2
+
+        poster = self.poster if self.poster is not None else self.fallback
+        if poster is not None:
+            cv2.imwrite(str(folder / "poster.jpg"), poster, [cv2.IMWRITE_JPEG_QUALITY, 88])
+        columns = min(SPRITE_COLUMNS, self.count)
+        rows = math.ceil(self.count / columns)
+        sprite = np.zeros((rows * self.thumb_h, columns * self.thumb_w, 3), dtype=np.uint8)
+        lines = ["WEBVTT", ""]
+        for k, thumb in enumerate(self.thumbs):
+            x, y = (k % columns) * self.thumb_w, (k // columns) * self.thumb_h
+            if thumb is not None:
+                sprite[y: y + self.thumb_h, x: x + self.thumb_w] = thumb
+            start = k * self.interval / self.fps
+            end = min(self.frames, (k + 1) * self.interval) / self.fps
+            lines += [f"{_vtt_time(start)} --> {_vtt_time(end)}",
+                      f"thumbs.jpg#xywh={x},{y},{self.thumb_w},{self.thumb_h}", ""]
+        cv2.imwrite(str(folder / "thumbs.jpg"), sprite, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        (folder / "thumbs.vtt").write_text("\n".join(lines), encoding="utf-8")
+        return {"sprite": "thumbs.jpg", "vtt": "thumbs.vtt", "count": self.count}
+
+
+def _looks_like_picture(image: np.ndarray) -> bool:
+    """Not (near) black and not flat: a poster worth showing."""
+    small = image[::8, ::8]
+    return float(small.mean()) > 12.0 and float(small.std()) > 4.0
+
+
+def _vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def preview_document(
+    *,
+    job_id: str,
+    project_id: str,
+    created_at: float | None,
+    started_at: float,
+    plan: Plan,
+    timeline: dict[str, Any],
+    dry_run: bool,
+    video: dict[str, Any] | None = None,
+    thumbnails: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """preview.json exactly as DESIGN.md (a dry run adds `plan` and has no video, poster or thumbnails)."""
+    finished = time.time()
+    document: dict[str, Any] = {
+        "jobId": job_id,
+        "projectId": project_id,
+        "status": "succeeded",
+        "createdAt": iso(created_at if created_at is not None else started_at),
+        "startedAt": iso(started_at),
+        "finishedAt": iso(finished),
+        "renderSeconds": round(finished - started_at, 3),
+        "dryRun": dry_run,
+        "timeline": timeline,
+        "video": video,
+        "poster": None if dry_run else "poster.jpg",
+        "thumbnails": thumbnails,
+        "warnings": list(plan.warnings),
+        "renderer": {"name": "preview-desktop", "version": __version__},
+    }
+    if dry_run:
+        document["plan"] = plan.describe()
+    return document
+
+
+def write_json(folder: Path, document: dict[str, Any]) -> None:
+    tmp = folder / "preview.json.tmp"
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / "preview.json")

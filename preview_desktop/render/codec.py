@@ -1,0 +1,289 @@
+"""PyAV decode and encode: sequential readers that scale in swscale, and the H.264/AAC MP4 writer.
+
+Measured (docs/rendering.md): asking swscale for the small BGR picture straight from the decoder
+(`to_ndarray(width=, height=, interpolation="AREA")`) is the fast path; a full-size conversion then cv2.resize
+costs ~40 % of the throughput. Encoder thread counts are pinned so the bytes do not depend on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+AUDIO_RATE = 48000
+DECODE_THREADS = 2
+ENCODE_THREADS = 1
+_TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
+_SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
+_MAX_BAD_PACKETS = 25
+
+
+class Unreadable(Exception):
+    """The media opened but gave no usable picture or sound: the caller turns this into a slate or error."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+class VideoReader:
+    """Frames of one file at requested source times, scaled to `size`, read forward (seeking when needed)."""
+
+    def __init__(self, path: Path, start_time: float, size: tuple[int, int], threads: int = DECODE_THREADS):
+        self.path = path
+        self.start_time = start_time
+        self.size = size
+        self.problem: str | None = None  # set when the file ended early or had undecodable packets
+        try:
+            self.container: Any = av.open(str(path), metadata_errors="ignore")
+            self.stream = self.container.streams.video[0]
+        except (av.FFmpegError, OSError, IndexError) as exc:
+            raise Unreadable(f"cannot open video ({_reason(exc)})") from None
+        self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = threads
+        self._frames: Iterator[Any] | None = None
+        self._cur: Any = None
+        self._cur_t = 0.0
+        self._next: Any = None
+        self._next_t = 0.0
+        self._array: np.ndarray | None = None
+        self._eof = False
+        self.decoded = 0
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _decode(self) -> Iterator[Any]:
+        bad = 0
+        try:
+            for packet in self.container.demux(self.stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    bad += 1
+                    if bad > _MAX_BAD_PACKETS:
+                        self.problem = f"undecodable video data ({_reason(exc)})"
+                        return
+                    continue
+                for frame in frames:
+                    bad = 0
+                    yield frame
+        except av.FFmpegError as exc:  # demuxer: truncated or damaged container
+            self.problem = f"damaged or truncated file ({_reason(exc)})"
+
+    def _pull(self) -> Any:
+        if self._frames is None:
+            self._frames = self._decode()
+        frame = next(self._frames, None)
+        if frame is None:
+            self._eof = True
+            return None
+        self.decoded += 1
+        return frame
+
+    def _time(self, frame: Any) -> float:
+        t = frame.time
+        return float(t) if t is not None else self._cur_t + 1.0 / float(self.stream.average_rate or 25)
+
+    def _seek(self, target: float) -> None:
+        self._cur = self._next = None
+        self._array = None
+        self._eof = False
+        self._frames = None
+        if target > self.start_time + 1.0:
+            offset = int((target - 0.05) / float(self.stream.time_base or Fraction(1, 90000)))
+            try:
+                self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                self.container.seek(0)
+        else:
+            self.container.seek(0)
+
+    def frame_at(self, t: float) -> np.ndarray:
+        """The picture showing at source time `t` (seconds from the media's start). Holds the last frame."""
+        target = t + self.start_time
+        fresh = self._cur is None and self._next is None and self._frames is None
+        jump = (
+            self._cur is not None
+            and (target < self._cur_t - _TOLERANCE or target > self._cur_t + _SEEK_AHEAD)
+            and not (self._eof and target > self._cur_t)
+        )
+        if jump or (fresh and target > self.start_time + 1.0):
+            self._seek(target)
+        while not self._eof:
+            if self._next is None:
+                self._next = self._pull()
+                if self._next is None:
+                    break
+                self._next_t = self._time(self._next)
+            if self._cur is None or self._next_t <= target + _TOLERANCE:
+                self._cur, self._cur_t = self._next, self._next_t
+                self._next = None
+                self._array = None
+                continue
+            break
+        if self._cur is None:
+            raise Unreadable(self.problem or "no video frames could be decoded")
+        if self._array is None:
+            width, height = self.size
+            self._array = self._cur.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
+        return self._array
+
+    def holding(self, t: float) -> bool:
+        """True when `t` lies past the last frame the file gave (we are holding that frame)."""
+        rate = float(self.stream.average_rate or 25)
+        return self._eof and t + self.start_time > self._cur_t + max(0.1, 2.5 / rate)
+
+
+class AudioReader:
+    """Stereo float32 48 kHz samples of one file at requested media times, read forward."""
+
+    def __init__(self, path: Path, start_time: float):
+        self.path = path
+        self.start_time = start_time
+        self.problem: str | None = None
+        try:
+            self.container: Any = av.open(str(path), metadata_errors="ignore")
+            self.stream = self.container.streams.audio[0]
+        except (av.FFmpegError, OSError, IndexError) as exc:
+            raise Unreadable(f"cannot open audio ({_reason(exc)})") from None
+        self._restart(0)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _restart(self, position: int) -> None:
+        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        self._buf = np.zeros((2, 0), dtype=np.float32)
+        self._buf_start: int | None = None
+        self._eof = False
+        if position > AUDIO_RATE:
+            seconds = position / AUDIO_RATE + self.start_time - 0.2
+            try:
+                base = float(self.stream.time_base or Fraction(1, 90000))
+                self.container.seek(int(seconds / base), stream=self.stream, backward=True)
+            except av.FFmpegError:
+                self.container.seek(0)
+        else:
+            self.container.seek(0)
+        self._packets = self.container.demux(self.stream)
+
+    def _fill(self) -> bool:
+        """Decode one packet's worth into the buffer; False at the end of the stream."""
+        try:
+            packet = next(self._packets, None)
+        except av.FFmpegError as exc:
+            self.problem = f"damaged or truncated audio ({_reason(exc)})"
+            packet = None
+        if packet is None:
+            self._eof = True
+            frames = self._resampler.resample(None)
+        else:
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                return True  # one bad packet: skip it, keep the timeline's sync by the next pts
+            frames = [out for frame in decoded for out in self._resampler.resample(frame)]
+        for frame in frames:
+            data = frame.to_ndarray().astype(np.float32, copy=False).reshape(2, -1)
+            if self._buf_start is None:
+                t = frame.time if frame.time is not None else self.start_time
+                self._buf_start = round((float(t) - self.start_time) * AUDIO_RATE)
+            self._buf = np.concatenate([self._buf, data], axis=1) if self._buf.size else data
+        return not self._eof
+
+    def read(self, position: int, count: int) -> np.ndarray:
+        """`count` samples from media sample `position` (48 kHz, 0 = the media's start); zeros past the end."""
+        out = np.zeros((2, count), dtype=np.float32)
+        if count <= 0:
+            return out
+        start = self._buf_start
+        behind = start is not None and position < start
+        far = position > (start + self._buf.shape[1] if start is not None else 0) + 2 * AUDIO_RATE
+        if behind or far:
+            self._restart(position)
+        while not self._eof and (
+            self._buf_start is None or self._buf_start + self._buf.shape[1] < position + count
+        ):
+            self._fill()
+        if self._buf_start is None:
+            return out
+        offset = position - self._buf_start
+        src_a, src_b = max(0, offset), min(self._buf.shape[1], offset + count)
+        if src_b > src_a:
+            out[:, src_a - offset: src_b - offset] = self._buf[:, src_a:src_b]
+        if offset > 0:  # drop what is behind us: memory stays bounded on long clips
+            keep = min(offset, self._buf.shape[1])
+            self._buf = self._buf[:, keep:]
+            self._buf_start += keep
+        return out
+
+
+class Encoder:
+    """H.264 yuv420p (+ AAC stereo 48 kHz) in MP4 with the moov atom first (plays while downloading)."""
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        rate: Fraction,
+        *,
+        preset: str = "ultrafast",
+        audio: bool = True,
+        threads: int = ENCODE_THREADS,
+    ) -> None:
+        self.container: Any = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+        video = self.container.add_stream("libx264", rate=rate)
+        video.width = width
+        video.height = height
+        video.pix_fmt = "yuv420p"
+        video.time_base = 1 / rate
+        video.codec_context.thread_count = threads
+        video.codec_context.gop_size = max(1, round(float(rate) * 2))  # a keyframe every 2 s: quick scrubbing
+        video.options = {"preset": preset, "crf": "23"}
+        self.video = video
+        self.audio: Any = None
+        if audio:
+            stream = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+            stream.bit_rate = 128000
+            stream.time_base = Fraction(1, AUDIO_RATE)
+            self.audio = stream
+        self.frames = 0
+        self.samples = 0
+
+    def write_video(self, image: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = self.frames
+        self.frames += 1
+        self.container.mux(self.video.encode(frame))
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Planar float32 stereo samples, (2, n); appended after what was written before."""
+        if self.audio is None or samples.shape[1] == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32), format="fltp",
+                                           layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self.samples
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        self.samples += samples.shape[1]
+        self.container.mux(self.audio.encode(frame))
+
+    def finish(self) -> None:
+        self.container.mux(self.video.encode(None))
+        if self.audio is not None:
+            self.container.mux(self.audio.encode(None))
+        self.container.close()
+
+    def abort(self) -> None:
+        # closing a half-written file after another failure: the staging folder goes anyway
+        with contextlib.suppress(Exception):
+            self.container.close()

@@ -1,0 +1,150 @@
+"""OpenCV compositing on BGR uint8 frames: fit with letter/pillar-boxing, cross-fades, burn-ins, the slate.
+
+Burn-ins are sized from the output height so they stay legible at 640×360 and do not swamp 1080p.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+_TEXT = (255, 255, 255)
+
+
+def fit(src_w: int, src_h: int, out_w: int, out_h: int) -> tuple[int, int, int, int]:
+    """(width, height, x, y) of the source scaled to fit inside the output, centred, aspect kept.
+
+    Sizes are even so swscale's chroma stays aligned; a source within 1 % of the output aspect fills it.
+    """
+    if src_w <= 0 or src_h <= 0:
+        return out_w, out_h, 0, 0
+    scale = min(out_w / src_w, out_h / src_h)
+    width = min(out_w, max(2, round(src_w * scale / 2) * 2))
+    height = min(out_h, max(2, round(src_h * scale / 2) * 2))
+    if abs(width - out_w) <= out_w * 0.01:
+        width = out_w
+    if abs(height - out_h) <= out_h * 0.01:
+        height = out_h
+    return width, height, (out_w - width) // 2, (out_h - height) // 2
+
+
+def black(width: int, height: int) -> np.ndarray:
+    return np.zeros((height, width, 3), dtype=np.uint8)
+
+
+def place(picture: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The picture centred on a black canvas (a copy, so burn-ins never touch a cached source frame)."""
+    h, w = picture.shape[:2]
+    if w == width and h == height:
+        return picture.copy()
+    canvas = black(width, height)
+    x, y = (width - w) // 2, (height - h) // 2
+    canvas[y: y + h, x: x + w] = picture[: min(h, height), : min(w, width)]
+    return canvas
+
+
+def resize_fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A still (any size, grey or BGRA too) scaled into the output box with cv2 (INTER_AREA when shrinking)."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        image = (image[:, :, :3].astype(np.float32) * alpha).astype(np.uint8)  # over black
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))
+    w, h, _x, _y = fit(image.shape[1], image.shape[0], width, height)
+    shrinking = w < image.shape[1]
+    scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return place(scaled, width, height)
+
+
+def blend(layers: list[tuple[np.ndarray, float]], width: int, height: int) -> np.ndarray:
+    """Weighted sum of full-canvas pictures (a dissolve); weights summing below 1 fade towards black."""
+    if len(layers) == 1:
+        image, weight = layers[0]
+        if weight >= 0.999:
+            return image
+        return cv2.convertScaleAbs(image, alpha=weight)
+    (a, wa), (b, wb) = layers[0], layers[1]
+    out = cv2.addWeighted(a, wa, b, wb, 0.0)
+    for image, weight in layers[2:]:
+        out = cv2.addWeighted(out, 1.0, image, weight, 0.0)
+    return out
+
+
+def _scale(height: int) -> tuple[float, int]:
+    """Font scale and thickness for a frame height: 0.55/1 at 360 lines."""
+    scale = max(0.35, height / 360 * 0.55)
+    return scale, max(1, round(height / 360))
+
+
+def _text_box(image: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int) -> None:
+    """White text on a darkened box: readable over any picture."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
+    x, y = org
+    pad = max(2, int(th * 0.35))
+    x0, y0 = max(0, x - pad), max(0, y - th - pad)
+    x1, y1 = min(image.shape[1], x + tw + pad), min(image.shape[0], y + base + pad)
+    if x1 > x0 and y1 > y0:
+        region = image[y0:y1, x0:x1]
+        region[:] = region // 4
+    cv2.putText(image, text, (x, y), FONT, scale, _TEXT, thick, cv2.LINE_AA)
+
+
+def timecode(frame: int, fps: float) -> str:
+    """HH:MM:SS:FF at the nominal integer rate (29.97 counts as 30, non-drop)."""
+    nominal = max(1, round(fps))
+    seconds, ff = divmod(frame, nominal)
+    minutes, ss = divmod(seconds, 60)
+    hh, mm = divmod(minutes, 60)
+    return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
+
+
+def burn_in(
+    image: np.ndarray, *, tc: str | None = None, clip: str | None = None, label: str | None = None
+) -> np.ndarray:
+    """Timecode bottom centre, clip name top left, label top right. Draws in place and returns the image."""
+    height, width = image.shape[:2]
+    scale, thick = _scale(height)
+    margin = max(4, height // 40)
+    if tc:
+        (tw, _th), _ = cv2.getTextSize(tc, FONT, scale * 1.1, thick)
+        _text_box(image, tc, ((width - tw) // 2, height - margin - 2), scale * 1.1, thick)
+    if clip:
+        shown = clip if len(clip) <= 40 else clip[:39] + "…"
+        shown = shown.encode("ascii", "replace").decode()
+        (_tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
+        _text_box(image, shown, (margin, margin + th), scale, thick)
+    if label:
+        shown = label.encode("ascii", "replace").decode()
+        (tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
+        _text_box(image, shown, (width - tw - margin, margin + th), scale, thick)
+    return image
+
+
+@lru_cache(maxsize=32)
+def _slate(name: str, width: int, height: int) -> np.ndarray:
+    image = np.full((height, width, 3), (40, 30, 70), dtype=np.uint8)  # dark red: unmistakably not picture
+    scale, thick = _scale(height)
+    big = scale * 2.0
+    title = "MEDIA OFFLINE"
+    (tw, th), _ = cv2.getTextSize(title, FONT, big, thick * 2)
+    if tw > width * 0.9:
+        big *= width * 0.9 / tw
+        (tw, th), _ = cv2.getTextSize(title, FONT, big, thick * 2)
+    cv2.putText(image, title, ((width - tw) // 2, height // 2), FONT, big, _TEXT, thick * 2, cv2.LINE_AA)
+    shown = name if len(name) <= 48 else name[:47] + "~"
+    shown = shown.encode("ascii", "replace").decode()
+    (nw, nh), _ = cv2.getTextSize(shown, FONT, scale, thick)
+    cv2.putText(image, shown, (max(2, (width - nw) // 2), height // 2 + th + nh), FONT, scale, _TEXT, thick,
+                cv2.LINE_AA)
+    image.setflags(write=False)
+    return image
+
+
+def slate(name: str, width: int, height: int) -> np.ndarray:
+    """The offline slate for a clip (cached, read-only: callers copy before drawing on it)."""
+    return _slate(name, width, height)

@@ -1,0 +1,212 @@
+"""The frame loop: for each output frame pick the topmost track's picture (dissolving where planned), burn in,
+encode, mix the matching audio, report progress and honour cancel — one frame at a time, bounded memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from ..core.spec import JobSpec
+from ..errors import MediaError, RenderError
+from . import compose
+from .artifacts import Collector
+from .audio import Mixer
+from .codec import AUDIO_RATE, Encoder, Unreadable, VideoReader
+from .plan import Layer, Plan
+
+CheckFn = Callable[[], None]
+ProgressFn = Callable[[int, int], None]
+
+
+class Pictures:
+    """Turns (layer, output frame) into a full-size BGR canvas; owns the open readers."""
+
+    def __init__(self, plan: Plan, strict: bool) -> None:
+        self.plan = plan
+        self.strict = strict
+        self.readers: dict[int, VideoReader] = {}
+        self.failed: dict[int, str] = {}  # layer id → reason (slate from then on)
+        self.stills: dict[str, np.ndarray] = {}
+        self.sequence_frames: dict[int, tuple[int, np.ndarray]] = {}
+        self.held: set[int] = set()
+
+    def close(self, layer: Layer | None = None) -> None:
+        keys = [id(layer)] if layer is not None else list(self.readers)
+        for key in keys:
+            reader = self.readers.pop(key, None)
+            if reader is not None:
+                reader.close()
+            self.sequence_frames.pop(key, None)
+
+    def _fail(self, layer: Layer, reason: str) -> None:
+        path = layer.source.path
+        if self.strict:
+            raise MediaError(f"clip {layer.name!r}: {path}: {reason}", clip=layer.name, file=str(path))
+        self.failed[id(layer)] = reason
+        self.plan.warn(f"clip {layer.name!r}: media unreadable ({reason}), slate rendered")
+
+    def picture(self, layer: Layer, frame: int) -> tuple[np.ndarray, bool]:
+        """(canvas, is real picture) for the layer at an output frame."""
+        width, height = self.plan.width, self.plan.height
+        source = layer.source
+        if id(layer) in self.failed or source.kind == "offline":
+            return compose.slate(layer.name, width, height), False
+        if source.kind == "black" or source.path is None:
+            return compose.black(width, height), False
+        t = layer.source_time(frame, self.plan.fps)
+        try:
+            if source.kind == "video":
+                return self._video(layer, t), True
+            if source.kind == "still":
+                return self._still(source.path), True
+            return self._sequence(layer, t), True
+        except Unreadable as exc:
+            self._fail(layer, str(exc))
+        except (av.FFmpegError, cv2.error, OSError) as exc:
+            raise RenderError(
+                f"clip {layer.name!r}: {source.path}: {type(exc).__name__}: {exc}",
+                clip=layer.name, file=str(source.path),
+            ) from exc
+        return compose.slate(layer.name, width, height), False
+
+    def _video(self, layer: Layer, t: float) -> np.ndarray:
+        key = id(layer)
+        reader = self.readers.get(key)
+        source = layer.source
+        assert source.path is not None
+        w, h, _x, _y = compose.fit(source.width, source.height, self.plan.width, self.plan.height)
+        if reader is None:
+            reader = VideoReader(source.path, source.start_time, (w, h))
+            self.readers[key] = reader
+        image = reader.frame_at(t)
+        if key not in self.held and reader.holding(t):
+            self.held.add(key)
+            why = reader.problem or "the file ends before the clip's out point"
+            if self.strict and reader.problem:
+                raise MediaError(f"clip {layer.name!r}: {source.path}: {why}", clip=layer.name,
+                                 file=str(source.path))
+            self.plan.warn(f"clip {layer.name!r}: {why}; last frame held from {t:.2f} s")
+        return compose.place(image, self.plan.width, self.plan.height)
+
+    def _still(self, path: Path) -> np.ndarray:
+        key = str(path)
+        if key not in self.stills:
+            image = cv2.imread(key, cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise Unreadable("not a readable image")
+            fitted = compose.resize_fit(image, self.plan.width, self.plan.height)
+            fitted.setflags(write=False)
+            self.stills[key] = fitted
+        return self.stills[key].copy()
+
+    def _sequence(self, layer: Layer, t: float) -> np.ndarray:
+        source = layer.source
+        assert source.pattern is not None
+        number = source.start_frame + int(np.floor(t * source.rate + 1e-6))
+        number = min(max(number, source.start_frame), source.end_frame)
+        cached = self.sequence_frames.get(id(layer))
+        if cached is not None and cached[0] == number:
+            return cached[1].copy()
+        image = cv2.imread(source.pattern % number, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            if cached is not None:  # a missing frame in the middle: hold the previous one
+                self.plan.warn(f"clip {layer.name!r}: frame {number} of the image sequence missing, held")
+                return cached[1].copy()
+            raise Unreadable(f"frame {number} of the image sequence is missing or unreadable")
+        fitted = compose.resize_fit(image, self.plan.width, self.plan.height)
+        self.sequence_frames[id(layer)] = (number, fitted)
+        return fitted.copy()
+
+
+def render_video(
+    plan: Plan,
+    spec: JobSpec,
+    out_dir: Path,
+    *,
+    check: CheckFn,
+    progress: ProgressFn,
+) -> tuple[Collector, dict[str, Any]]:
+    """Write preview.mp4 into out_dir; returns the thumbnail/poster collector and encode facts."""
+    output = spec.output
+    burn = output.burnIn
+    fps = plan.fps
+    width, height = plan.width, plan.height
+    has_audio = output.audio
+    encoder = Encoder(out_dir / "preview.mp4", width, height, plan.rate, preset=output.preset, audio=has_audio)
+    pictures = Pictures(plan, output.strict)
+
+    def audio_problem(layer: Layer, reason: str) -> None:
+        if output.strict:
+            raise MediaError(f"clip {layer.name!r}: {layer.source.path}: {reason}", clip=layer.name)
+        plan.warn(f"clip {layer.name!r}: audio unreadable ({reason}), silence rendered")
+
+    mixer = Mixer(plan.audio, fps, audio_problem) if has_audio else None
+    collector = Collector(plan.frames, fps, width, height)
+    layers = sorted(plan.video, key=lambda layer: layer.first)
+    pending = 0
+    active: list[Layer] = []
+    samples_done = 0
+    ok = False
+    try:
+        for index in range(plan.frames):
+            check()
+            while pending < len(layers) and layers[pending].first <= index:
+                active.append(layers[pending])
+                pending += 1
+            for layer in [layer for layer in active if layer.last <= index]:
+                active.remove(layer)
+                pictures.close(layer)
+            image, has_picture, name = _compose_frame(pictures, active, index, width, height)
+            collector.offer(index, image, has_picture)
+            compose.burn_in(
+                image,
+                tc=compose.timecode(plan.start_frame + index, fps) if burn.timecode else None,
+                clip=name if burn.clipName else None,
+                label=burn.label or None,
+            )
+            encoder.write_video(image)
+            if mixer is not None:
+                target = round((index + 1) * AUDIO_RATE / fps)
+                encoder.write_audio(mixer.render(samples_done, target - samples_done))
+                samples_done = target
+            progress(index + 1, plan.frames)
+        encoder.finish()
+        ok = True
+    except (av.FFmpegError, OSError) as exc:
+        raise RenderError(f"encoding preview.mp4 failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        pictures.close()
+        if mixer is not None:
+            mixer.close()
+        if not ok:
+            encoder.abort()
+    return collector, {"frames": encoder.frames, "samples": samples_done}
+
+
+def _compose_frame(
+    pictures: Pictures, active: list[Layer], index: int, width: int, height: int
+) -> tuple[np.ndarray, bool, str | None]:
+    """Topmost track with something at this frame wins; within it, dissolving layers are blended."""
+    visible = [(layer, layer.opacity(index)) for layer in active]
+    visible = [(layer, alpha) for layer, alpha in visible if alpha > 0.0]
+    if not visible:
+        return compose.black(width, height), False, None
+    top = max(layer.track for layer, _ in visible)
+    chosen = [(layer, alpha) for layer, alpha in visible if layer.track == top]
+    parts: list[tuple[np.ndarray, float]] = []
+    real = False
+    for layer, alpha in chosen:
+        image, is_picture = pictures.picture(layer, index)
+        parts.append((image, alpha))
+        real = real or is_picture
+    image = compose.blend(parts, width, height)
+    if not image.flags.writeable:
+        image = image.copy()
+    name = max(chosen, key=lambda item: item[1])[0].name
+    return image, real, name
