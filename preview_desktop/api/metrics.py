@@ -72,6 +72,20 @@ class _StoreGauges(Collector):
         yield GaugeMetricFamily("preview_worker_active_jobs", "Jobs running now.")
 
 
+class _WithoutCreated:
+    """The registry minus the `*_created` series prometheus_client adds to counters and histograms: dashboards
+    use exactly the four metrics of DESIGN.md, and the scrape shows exactly those (a local filter, not the
+    process-wide `disable_created_metrics()`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
+
+
 class NodeMetrics:
     """The node's registry. `observe` takes engine events; `refresh` reads the store; `exposition` renders."""
 
@@ -93,6 +107,7 @@ class NodeMetrics:
         )
         self.gauges: tuple[int, int] = (0, 0)
         self.registry.register(_StoreGauges(self))
+        self._exposed = _WithoutCreated(self.registry)
 
     def observe(self, event: Event) -> None:
         """EventHub subscriber (loop thread)."""
@@ -108,7 +123,7 @@ class NodeMetrics:
     async def exposition(self) -> bytes:
         """Fresh gauges, then the text format: what /metrics returns."""
         await self.refresh()
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
 
     async def snapshot(self) -> MetricsSnapshot:
         """The same numbers as /metrics, for the window's metrics dock."""
