@@ -52,19 +52,16 @@ class FarmClient:
 
     async def cancel(self, job_id: str, reason: str = "cancelled by user") -> str:
         """'removed' (it waited), 'requested' (it runs: its node stops it within ~1 s), 'finished', 'not-found'."""
-        removed = await self.queue.remove(job_id)
-        if removed == 1:
-            return "removed"
         state = await self.queue.getJobState(job_id)
-        if state == "active":
-            await self.redis.set(self.keys.cancel(job_id), reason, ex=CANCEL_TTL_S)
-            return "requested"
         if state in ("completed", "failed"):
             return "finished"
         if state == "unknown":
             return "not-found"
-        # moved between states while we looked (e.g. active -> delayed for a retry): try once more
-        return "removed" if await self.queue.remove(job_id) == 1 else "requested"
+        if state != "active" and await self.queue.remove(job_id) == 1:
+            return "removed"
+        # it runs (or started between our two reads: BullMQ refuses to remove a locked job)
+        await self.redis.set(self.keys.cancel(job_id), reason, ex=CANCEL_TTL_S)
+        return "requested"
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         """The job as Node's BullMQ would show it: state, progress, return value, failed reason."""
