@@ -29,7 +29,8 @@ class Unreadable(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    """FFmpeg's own words without errno noise ("Invalid data found when processing input")."""
+    text = str(getattr(exc, "strerror", None) or exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
 
 

@@ -88,7 +88,9 @@ class Pictures:
         if key not in self.held and reader.holding(t):
             self.held.add(key)
             why = reader.problem or "the file ends before the clip's out point"
-            if self.strict and reader.problem:
+            if not reader.problem and source.duration and t < source.duration - 0.5:
+                why = f"the file's data ends before the {source.duration:.2f} s it declares (truncated?)"
+            if self.strict:
                 raise MediaError(f"clip {layer.name!r}: {source.path}: {why}", clip=layer.name,
                                  file=str(source.path))
             self.plan.warn(f"clip {layer.name!r}: {why}; last frame held from {t:.2f} s")

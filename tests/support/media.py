@@ -60,11 +60,13 @@ def make_clip(
     tone: float | None = None,
     audio: bool = True,
     codec: str = "libx264",
+    faststart: bool = False,
 ) -> Path:
     """An H.264 (+AAC) MP4. `flashes`: white frame indexes; `beeps`: start seconds of 1 kHz beeps."""
     flash_set = set(flashes)
     beep_list = list(beeps)
-    container = av.open(str(path), "w", format="mp4" if path.suffix == ".mp4" else None)
+    options = {"movflags": "+faststart"} if faststart else {}
+    container = av.open(str(path), "w", format="mp4" if path.suffix == ".mp4" else None, options=options)
     video = container.add_stream(codec, rate=fps)
     video.width, video.height = size
     video.pix_fmt = "yuv420p"
