@@ -133,10 +133,13 @@ class Plan:
 
 
 def fps_fraction(fps: float) -> Fraction:
-    frac = Fraction(fps).limit_denominator(1001)
-    if abs(float(frac) - fps) > 1e-6:
-        frac = Fraction(round(fps * 1000), 1000)
-    return frac
+    """The output rate as an exact fraction: whole rates stay whole, 29.97/23.976/59.94 become n*1000/1001."""
+    if abs(fps - round(fps)) < 1e-6:
+        return Fraction(round(fps))
+    ntsc = round(fps * 1.001)
+    if abs(fps - ntsc / 1.001) < 0.006:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
 
 
 def to_frames(seconds: float, fps: float) -> int:

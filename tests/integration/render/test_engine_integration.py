@@ -1,0 +1,143 @@
+"""The `render` handler, foreground render, dry-run, cancel, timeout and the demo."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from preview_desktop.core.job import Job
+from preview_desktop.core.layout import Layout
+from preview_desktop.errors import InvalidInput, JobCancelled, JobTimeout, MediaError
+from preview_desktop.render.api import make_demo, render_foreground, render_job, render_to_folder
+from tests.support.media import decode, make_clip
+
+from .conftest import JOB_ID, make_ctx, spec_for
+
+
+def _job(spec, job_id: str = JOB_ID) -> Job:
+    return Job(id=job_id, project_id=spec.projectId, spec=spec.to_wire())
+
+
+def _ctx(job: Job, settings):
+    ctx = make_ctx()
+    ctx.job = job
+    ctx.services.update(settings=settings, layout=Layout(settings.data_dir))
+    return ctx
+
+
+def test_render_job_publishes_complete_folder(tmp_path: Path, settings) -> None:
+    make_clip(tmp_path / "a.mp4", seconds=0.6)
+    spec = spec_for({"fps": 25, "clips": [{"source": "a.mp4"}]}, mediaSearchPaths=[str(tmp_path)])
+    job = _job(spec)
+    ctx = _ctx(job, settings)
+    layout: Layout = ctx.services["layout"]
+    leftover = layout.staging_dir("p", JOB_ID)  # a killed attempt's debris
+    (leftover / "preview.mp4").write_bytes(b"half")
+    seen: list[tuple[int, int]] = []
+    ctx.progress_fn = lambda frame, frames: seen.append((frame, frames))
+    doc = render_job(job, ctx)
+    final = layout.preview_dir("p", JOB_ID)
+    assert sorted(p.name for p in final.iterdir()) == sorted(
+        ["poster.jpg", "preview.json", "preview.mp4", "thumbs.jpg", "thumbs.vtt"])
+    assert json.loads((final / "preview.json").read_text()) == doc
+    assert doc["jobId"] == JOB_ID and doc["projectId"] == "p"
+    assert layout.stale_staging_dirs() == []
+    assert seen[-1] == (15, 15) and len(seen) >= 15
+
+
+def test_render_job_failure_cleans_staging(tmp_path: Path, settings) -> None:
+    spec = spec_for({"fps": 25, "clips": [{"source": "gone.mp4", "out": 1.0}]}, mediaSearchPaths=[str(tmp_path)],
+                    output={"strict": True})
+    ctx = _ctx(_job(spec), settings)
+    with pytest.raises(MediaError, match=r"gone\.mp4"):
+        render_job(ctx.job, ctx)
+    layout: Layout = ctx.services["layout"]
+    assert layout.stale_staging_dirs() == []
+    assert not layout.preview_dir("p", JOB_ID).exists()
+
+
+def test_cancel_is_honoured_within_half_a_second(tmp_path: Path, settings) -> None:
+    make_clip(tmp_path / "long.mp4", seconds=8.0, size=(320, 180))
+    spec = spec_for({"fps": 25, "clips": [{"source": "long.mp4"}]}, mediaSearchPaths=[str(tmp_path)])
+    ctx = _ctx(_job(spec), settings)
+    cancelled_at: list[float] = []
+
+    def progress(frame: int, frames: int) -> None:
+        if frame == 20 and not cancelled_at:
+            threading.Timer(0.05, lambda: (cancelled_at.append(time.monotonic()), ctx.cancel_event.set())).start()
+
+    ctx.progress_fn = progress
+    with pytest.raises(JobCancelled):
+        render_job(ctx.job, ctx)
+    assert time.monotonic() - cancelled_at[0] < 0.5
+    assert ctx.services["layout"].stale_staging_dirs() == []
+
+
+def test_timeout(tmp_path: Path, settings) -> None:
+    make_clip(tmp_path / "long.mp4", seconds=4.0)
+    spec = spec_for({"fps": 25, "clips": [{"source": "long.mp4"}]}, mediaSearchPaths=[str(tmp_path)])
+    ctx = _ctx(_job(spec), settings)
+    ctx.progress_fn = lambda frame, frames: time.sleep(0.01)  # a slow machine
+    ctx.deadline = time.monotonic() + 0.2
+    with pytest.raises(JobTimeout):
+        render_job(ctx.job, ctx)
+    short = settings.with_overrides(job_timeout=0.2)
+    ctx = _ctx(_job(spec), short)
+    ctx.progress_fn = lambda frame, frames: time.sleep(0.01)
+    with pytest.raises(JobTimeout, match="time limit"):
+        render_job(ctx.job, ctx)
+
+
+def test_dry_run_writes_plan_only_and_is_fast(tmp_path: Path, settings) -> None:
+    make_clip(tmp_path / "src.mp4", seconds=0.2, size=(64, 36))
+    data = (tmp_path / "src.mp4").read_bytes()
+    clips = []
+    for i in range(100):
+        (tmp_path / f"c{i:03d}.mp4").write_bytes(data)
+        clips.append({"source": f"c{i:03d}.mp4", "in": 0.0, "out": 0.2, "name": f"shot {i}"})
+    clips.append({"source": "missing.mp4", "out": 1.0, "name": "lost"})
+    spec = spec_for({"fps": 25, "clips": clips}, mediaSearchPaths=[str(tmp_path)], dryRun=True)
+    out = tmp_path / "dry"
+    out.mkdir()
+    started = time.perf_counter()
+    doc = render_to_folder(spec, out, job_id=JOB_ID, settings=settings, ctx=make_ctx())
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, elapsed
+    assert [p.name for p in out.iterdir()] == ["preview.json"]
+    assert doc["dryRun"] is True and doc["video"] is None and doc["poster"] is None
+    assert len(doc["plan"]["clips"]) == 101 and doc["plan"]["frames"] == 100 * 5 + 25
+    assert doc["plan"]["durationSeconds"] == 21.0
+    assert doc["warnings"] == ["clip 'lost': media offline (file not found), slate rendered"]
+
+
+def test_foreground_render_out_dir_rules(tmp_path: Path, settings) -> None:
+    make_clip(tmp_path / "a.mp4", seconds=0.4)
+    spec = spec_for(str(tmp_path / "a.mp4"))
+    out = tmp_path / "renders" / "first"
+    doc = render_foreground(spec, out, settings=settings, ctx=make_ctx())
+    assert (out / "preview.mp4").is_file() and len(decode(out / "preview.mp4").frames) == 10
+    again = render_foreground(spec, out, settings=settings, ctx=make_ctx())  # a previous output: replaced
+    assert again["jobId"] != doc["jobId"]
+    assert json.loads((out / "preview.json").read_text())["jobId"] == again["jobId"]
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match="not empty"):
+        render_foreground(spec, out, settings=settings, ctx=make_ctx())
+    assert (out / "notes.txt").read_text() == "mine"
+    assert [p.name for p in out.parent.iterdir()] == ["first"]  # no staging debris
+
+
+def test_demo_is_quick_idempotent_and_renders(settings) -> None:
+    media_dir = settings.data_dir / "media"
+    started = time.perf_counter()
+    timeline = make_demo(media_dir)
+    assert time.perf_counter() - started < 5
+    before = {p.name: p.stat().st_mtime_ns for p in media_dir.iterdir()}
+    assert make_demo(media_dir) == timeline
+    assert {p.name: p.stat().st_mtime_ns for p in media_dir.iterdir()} == before
+    spec = spec_for(str(timeline), output={"width": 320, "height": 180})
+    doc = render_foreground(spec, settings.data_dir / "demo-out", settings=settings, ctx=make_ctx())
+    assert doc["warnings"] == [] and doc["video"]["frames"] == 250 and doc["timeline"]["clips"] == 4
