@@ -20,6 +20,9 @@ def run_worker(settings: Settings) -> int:
 
     from .engine.signals import SignalBridge
     from .node import Node
+    from .qt_compat import protect_bools
+
+    protect_bools()  # PySide6 6.12 + Python 3.11: each emit leaks a reference to True (see qt_compat)
 
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     loop = qasync.QEventLoop(app)
