@@ -1,0 +1,234 @@
+"""THE adapter between the engine and the widgets: engine events in, typed Qt signals out; async actions in.
+
+Widgets never see the store, the engine's threads or its event classes: they connect to these signals and call
+these methods. Job updates are coalesced per loop turn, so the engine's full reload of 10,000 jobs reaches the
+table as one batch (one insert), not 10,000 signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from ..core.job import Job, JobState
+from ..core.layout import Layout
+from ..engine.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated
+from ..errors import PreviewError
+
+log = logging.getLogger(__name__)
+
+MEDIA_SUFFIXES = (".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm", ".mts", ".mpg", ".wav", ".aif", ".aiff")
+
+
+@dataclass
+class SubmitOptions:
+    """What the queue dialog asks for; `projectId` None means "from the file name"."""
+
+    project_id: str | None = None
+    output: dict[str, Any] = field(default_factory=dict)
+    priority: int = 5
+
+
+class EngineAdapter(QObject):
+    jobsChanged = Signal(list, list)  # (updated Jobs, removed job ids), coalesced per loop turn
+    jobProgress = Signal(str, int, int, float, float)  # job id, frame, frames, fraction, fps (live, this node)
+    outcome = Signal(str, str, float, int)  # job id, success|failure|retry|cancelled|released|lost, seconds, frames
+    statusChanged = Signal(object)  # EngineStatus
+    countsChanged = Signal(dict)  # store counts by state (all processes), after each batch
+    error = Signal(str, str)  # title, message: an action that failed, for the status bar / a message box
+    info = Signal(str)  # a short confirmation for the status bar
+    ready = Signal()  # the node started and its first full sync reached the widgets
+
+    def __init__(self, node: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.node = node
+        self.engine = node.engine
+        self.settings = node.settings
+        self.layout = Layout(self.settings.data_dir)
+        self.loop: asyncio.AbstractEventLoop = node.loop
+        self.status: EngineStatus = self.engine.status()
+        self.counts: dict[str, int] = {}
+        self._pending: dict[str, Job] = {}
+        self._removed: set[str] = set()
+        self._flush_scheduled = False
+        self._counts_pending = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe = self.engine.events.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------ engine → signals
+    @property
+    def worker_id(self) -> str:
+        return str(self.engine.worker_id)
+
+    def jobs(self) -> dict[str, Job]:
+        return dict(self.engine.jobs)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, JobUpdated):
+            self._removed.discard(event.job.id)
+            self._pending[event.job.id] = event.job
+            self._schedule_flush()
+        elif isinstance(event, JobRemoved):
+            self._pending.pop(event.job_id, None)
+            self._removed.add(event.job_id)
+            self._schedule_flush()
+        elif isinstance(event, JobProgress):
+            self.jobProgress.emit(event.job_id, event.frame, event.frames, event.fraction, event.fps)
+        elif isinstance(event, JobOutcome):
+            self.outcome.emit(event.job_id, event.outcome, event.seconds, event.frames)
+        elif isinstance(event, EngineStatus):
+            self.status = event
+            self.statusChanged.emit(event)
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Deliver what piled up this loop turn (tests call it to skip the wait)."""
+        self._flush_scheduled = False
+        if not self._pending and not self._removed:
+            return
+        updated, removed = list(self._pending.values()), sorted(self._removed)
+        self._pending, self._removed = {}, set()
+        self.jobsChanged.emit(updated, removed)
+        self._refresh_counts()
+
+    def _refresh_counts(self) -> None:
+        if self._counts_pending or self.engine.stopping:
+            return
+        self._counts_pending = True
+
+        async def fetch() -> None:
+            try:
+                self.counts = await self.engine.call(self.engine.store.counts)
+            finally:
+                self._counts_pending = False
+            self.countsChanged.emit(self.counts)
+
+        self.spawn(fetch(), "reading the queue counts")
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    # ------------------------------------------------------------------ running actions
+    def spawn(self, coro: Awaitable[Any], what: str) -> asyncio.Task[Any]:
+        """Run an action on the loop; a failure becomes an `error` signal, never an unhandled exception."""
+
+        async def guarded() -> Any:
+            try:
+                return await coro
+            except PreviewError as exc:
+                self.error.emit(f"Could not finish {what}", str(exc))
+            except Exception as exc:  # the action boundary: report, log, keep the window alive
+                log.exception("%s failed", what)
+                self.error.emit(f"Could not finish {what}", f"{type(exc).__name__}: {exc}")
+            return None
+
+        task = self.loop.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _each(self, job_ids: Iterable[str], fn: Callable[[str], Any], verb: str) -> int:
+        """Apply one store operation per job; go on after a refusal and report all refusals at once."""
+        done, problems = 0, []
+        for job_id in job_ids:
+            try:
+                await self.engine.call(fn, job_id)
+                done += 1
+            except PreviewError as exc:
+                problems.append(str(exc))
+        if problems:
+            more = f"\n… and {len(problems) - 5} more" if len(problems) > 5 else ""
+            self.error.emit(f"Could not {verb} {len(problems)} job(s)", "\n".join(problems[:5]) + more)
+        if done:
+            self.info.emit(f"{verb.capitalize()}: {done} job(s)")
+        return done
+
+    def _state(self, job_id: str) -> JobState | None:
+        job = self.engine.jobs.get(job_id)
+        return job.state if job else None
+
+    def cancel(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
+        ids = [i for i in job_ids if (s := self._state(i)) is not None and not s.finished]
+        return self.spawn(self._each(ids, self.engine.store.cancel, "cancel"), "cancelling")
+
+    def retry(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
+        ids = [i for i in job_ids if self._state(i) in (JobState.FAILED, JobState.CANCELLED)]
+        return self.spawn(self._each(ids, self.engine.store.retry, "retry"), "retrying")
+
+    def change_priority(self, job_ids: Sequence[str], delta: int) -> asyncio.Task[Any]:
+        store = self.engine.store
+        jobs = [self.engine.jobs[i] for i in job_ids if i in self.engine.jobs]
+        targets = {j.id: max(0, min(10, j.priority + delta)) for j in jobs if not j.state.finished}
+
+        def apply(job_id: str) -> Job:
+            return store.set_priority(job_id, targets[job_id])
+
+        verb = "raise the priority of" if delta > 0 else "lower the priority of"
+        return self.spawn(self._each(list(targets), apply, verb), "changing priorities")
+
+    def remove(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
+        ids = [i for i in job_ids if (s := self._state(i)) is not None and s.finished]
+        return self.spawn(self._each(ids, self.engine.store.remove, "remove"), "removing jobs")
+
+    def set_paused(self, paused: bool) -> asyncio.Task[Any]:
+        async def act() -> None:
+            await self.engine.set_paused(paused)
+            self.info.emit("Queue paused: running jobs finish, no new ones start" if paused else "Queue resumed")
+
+        return self.spawn(act(), "pausing the queue" if paused else "resuming the queue")
+
+    def set_concurrency(self, n: int) -> None:
+        self.engine.set_concurrency(n)
+
+    def submit_files(self, paths: Sequence[Path], options: SubmitOptions) -> asyncio.Task[Any]:
+        """Each file becomes a job. Reading and checking the file runs on the store thread, not the loop."""
+        from ..core.intake import prepare_spec, project_id_from_name
+
+        settings, store = self.settings, self.engine.store
+
+        def submit_one(path: str) -> Job:
+            overrides: dict[str, Any] = {"priority": options.priority}
+            overrides["projectId"] = options.project_id or project_id_from_name(Path(path).name)
+            if options.output:
+                overrides["output"] = dict(options.output)
+            spec = prepare_spec(path, Path.cwd(), settings.effective_media_roots, overrides)
+            return store.submit(spec)
+
+        return self.spawn(self._each([str(p) for p in paths], submit_one, "queue"), "queueing")
+
+    def render_demo(self, options: SubmitOptions | None = None) -> asyncio.Task[Any]:
+        """Make the demo media (another engineer's renderer provides it; imported lazily) and queue it."""
+
+        async def act() -> None:
+            try:
+                from ..render.api import make_demo
+            except ImportError:
+                self.error.emit("The demo project is not available",
+                                "This build has no renderer demo (preview_desktop.render.api.make_demo).")
+                return
+            self.info.emit("Making the demo project…")
+            timeline = await self.loop.run_in_executor(None, make_demo, self.layout.media)
+            await self.submit_files([Path(timeline)], options or SubmitOptions(project_id="demo"))
+
+        return self.spawn(act(), "rendering the demo project")
+
+    # ------------------------------------------------------------------ reading files off the loop thread
+    async def read_in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """File reads (artifacts, logs) run on the default executor, never on the loop thread."""
+        return await self.loop.run_in_executor(None, fn, *args)
+
+    def preview_dir(self, job: Job) -> Path | None:
+        try:
+            return self.layout.preview_dir(job.project_id, job.id)
+        except PreviewError:
+            return None
