@@ -30,7 +30,9 @@ from .. import __version__
 from ..core.handler import Handler, JobContext
 from ..core.intake import prepare_wire_spec
 from ..core.job import Job, JobState, new_job_id
+from ..core.spec import JobSpec
 from ..engine.boundary import Outcome, run_at_boundary
+from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
 from .registry import FarmJobInfo, FarmKeys, FarmStatus, NodeInfo, publish, read_counts, read_nodes, unpublish
 
@@ -91,11 +93,14 @@ class FarmNode:
         self._listeners: list[Callable[[FarmStatus], None]] = []
         self._prefix = prefix
         self._redis: Any = None
+        self._client: FarmClient | None = None
         self._worker: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self._slot = asyncio.Event()
         self._tokens = itertools.count(1)
+        self._fetching = 0  # fetches in flight: each one holds a claim on a free slot
+        self._fetchers = 0
         self.completed = 0  # attempts that ended on this node (any outcome): for tests and the bench
 
     # ------------------------------------------------------------------ lifecycle
@@ -121,7 +126,11 @@ class FarmNode:
         )
         self.engine.pool.on_free(self._slot.set)
         self.link.on_change(self._notify)
-        for loop_fn in (self._fetch_loop, self._heartbeat_loop, self._cancel_loop, self._progress_loop):
+        # one fetcher per slot: fetch round trips overlap (throughput) while each still needs a free slot
+        self._fetchers = max(1, self.engine.pool.capacity)
+        for _ in range(self._fetchers):
+            self._spawn(self._fetch_loop())
+        for loop_fn in (self._heartbeat_loop, self._cancel_loop, self._progress_loop):
             self._spawn(loop_fn())
         log.info("farm: node %s joins queue %r on %s", self.node_id, self.keys.queue, self.link.url)
 
@@ -129,9 +138,8 @@ class FarmNode:
         """Stop fetching; let running farm jobs finish briefly, then hand them back to the queue."""
         self._stopping = True
         self._slot.set()
-        fetch = self._tasks[0] if self._tasks else None
-        if fetch is not None:
-            fetch.cancel()
+        for task in self._tasks[: self._fetchers]:
+            task.cancel()
         deadline = time.monotonic() + min(2.0, self.settings.shutdown_grace)
         while self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -155,8 +163,25 @@ class FarmNode:
             self._worker.closing = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._worker.close(force=True), 3.0)
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._client.close(), 2.0)
         with contextlib.suppress(Exception):
             await self._redis.aclose()
+
+    # ------------------------------------------------------------------ actions for the window and the API
+    @property
+    def client(self) -> FarmClient:
+        if self._client is None:
+            self._client = FarmClient(self.url, self.keys.queue, self.config, prefix=self._prefix)
+        return self._client
+
+    async def submit(self, spec: JobSpec) -> str:
+        """Send a job to the farm (any node may run it, this one included). Returns the BullMQ job id."""
+        return await self.client.submit(spec)
+
+    async def cancel(self, job_id: str, reason: str = "cancelled from the window") -> str:
+        return await self.client.cancel(job_id, reason)
 
     def on_status(self, callback: Callable[[FarmStatus], None]) -> None:
         """Called on the loop thread whenever the farm snapshot or the link state changes."""
@@ -184,21 +209,27 @@ class FarmNode:
         await self.link.wait_up(delay)
 
     # ------------------------------------------------------------------ fetching
-    def _may_fetch(self) -> bool:
-        return not self._stopping and not self.engine.stopping and self.engine.pool.free > 0
+    def _may_fetch(self, claimed: int = 0) -> bool:
+        return not self._stopping and not self.engine.stopping and self.engine.pool.free - claimed > 0
 
     async def _fetch_loop(self) -> None:
         worker = self._worker
         delay = self.config.backoff_min_s
         while not self._stopping:
-            if not self._may_fetch():
+            if not self._may_fetch(self._fetching):
                 self._slot.clear()
                 if self.engine.stopping:
                     await asyncio.sleep(0.2)
                 else:
                     await self._slot.wait()
                 continue
+            waiting = worker.waiting
+            if waiting is not None and not waiting.done():
+                # the queue is drained and another fetcher blocks on it: wait for that one (as bullmq's run does)
+                await asyncio.wait([waiting])
+                continue
             token = f"{worker.id}:{next(self._tokens)}"
+            self._fetching += 1
             try:
                 job = await worker.getNextJob(token)
             except asyncio.CancelledError:
@@ -208,11 +239,13 @@ class FarmNode:
                 await self._backoff(delay)
                 delay = min(self.config.backoff_max_s, delay * 2)
                 continue
+            finally:
+                self._fetching -= 1
             self.link.up()
             delay = self.config.backoff_min_s
             if job is None:
                 continue
-            if not self._may_fetch():
+            if not self._may_fetch(self._fetching):
                 await self._give_back(job, token)
                 continue
             self._start(job, token)

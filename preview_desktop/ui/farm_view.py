@@ -1,0 +1,138 @@
+"""The Farm view: the farm's connection status, its nodes and the jobs they run, the farm queue's counts.
+
+It reads only `node.farm.status` (a plain FarmStatus the farm node refreshes every heartbeat and on every link
+change) and acts through the farm node's async methods: no Redis here, and no timer of its own.
+Farm jobs do not appear in the local job table: the farm's record is Redis, shown here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.spec import parse_spec
+from ..farm.registry import FarmStatus
+
+JOB_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class FarmView(QWidget):
+    def __init__(self, adapter: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.adapter = adapter
+        self.farm = getattr(adapter.node, "farm", None)
+        self.status_label = QLabel(self)
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.counts_label = QLabel(self)
+        self.tree = QTreeWidget(self)
+        self.tree.setHeaderLabels(["Node / job", "Project", "Progress", "Slots"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.itemSelectionChanged.connect(self._update_enabled)
+        self.cancel_button = QPushButton("Cancel farm job", self)
+        self.cancel_button.setToolTip("Stop the selected farm job on whichever node runs it")
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.send_button = QPushButton("Send selected to farm", self)
+        self.send_button.setToolTip("Render the jobs selected in the job table on the farm instead of here")
+        self.send_button.clicked.connect(self.send_selected)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.send_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.counts_label)
+        layout.addWidget(self.tree, 1)
+        layout.addLayout(buttons)
+        if self.farm is None:
+            self.status_label.setText("Farm: off. Set REDIS_URL, --redis or the farm setting to join a render farm.")
+            self.counts_label.hide()
+        else:
+            self.farm.on_status(self.show_status)
+            self.show_status(self.farm.status)
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ showing
+    def show_status(self, status: FarmStatus) -> None:
+        where = f"{status.url}, queue '{status.queue}'"
+        if status.connected:
+            self.status_label.setText(f"Farm: connected to {where}")
+        elif status.error:
+            self.status_label.setText(f"Farm: Redis unreachable ({status.error}); local rendering continues. "
+                                      f"{where}")
+        else:
+            self.status_label.setText(f"Farm: connecting to {where}")
+        c = status.counts
+        if c:
+            waiting = c.get("waiting", 0) + c.get("prioritized", 0)
+            self.counts_label.setText(
+                f"waiting {waiting} · active {c.get('active', 0)} · delayed {c.get('delayed', 0)} · "
+                f"completed {c.get('completed', 0)} · failed {c.get('failed', 0)} · nodes {len(status.nodes)}")
+        selected = self._selected_job_id()
+        self.tree.clear()
+        now = time.time()
+        for node in status.nodes:
+            mine = self.farm is not None and node.nodeId == self.farm.node_id
+            label = f"{node.host} ({node.nodeId}){' - this node' if mine else ''}"
+            age = max(0.0, now - node.heartbeat)
+            item = QTreeWidgetItem([label, f"v{node.version}", f"seen {age:.0f}s ago",
+                                    f"{len(node.running)} farm + {node.localRunning} local / {node.capacity}"])
+            self.tree.addTopLevelItem(item)
+            for job in node.running:
+                child = QTreeWidgetItem([f"job {job.jobId} ({job.name}, attempt {job.attempt})", job.projectId or "",
+                                         f"{job.percent:.0f}% ({job.frame}/{job.frames})", ""])
+                child.setData(0, JOB_ID_ROLE, job.jobId)
+                item.addChild(child)
+                if job.jobId == selected:
+                    child.setSelected(True)
+            item.setExpanded(True)
+        self._update_enabled()
+
+    def _selected_job_id(self) -> str | None:
+        for item in self.tree.selectedItems():
+            job_id = item.data(0, JOB_ID_ROLE)
+            if job_id:
+                return str(job_id)
+        return None
+
+    def _update_enabled(self) -> None:
+        connected = self.farm is not None and self.farm.status.connected
+        self.cancel_button.setEnabled(connected and self._selected_job_id() is not None)
+        self.send_button.setEnabled(connected)
+
+    # ------------------------------------------------------------------ acting
+    def cancel_selected(self) -> None:
+        job_id = self._selected_job_id()
+        if self.farm is not None and job_id is not None:
+            self.adapter.spawn(self.farm.cancel(job_id), f"cancelling farm job {job_id}")
+
+    def send_selected(self) -> None:
+        """Each selected local job that has not started goes to the farm; its local copy is cancelled."""
+        window = self.window()
+        jobs = window.selected_jobs() if hasattr(window, "selected_jobs") else []
+        if self.farm is None or not jobs:
+            return
+        farm = self.farm
+
+        async def send() -> None:
+            moved: list[str] = []
+            for job in jobs:
+                if not job.state.waiting:
+                    continue
+                await farm.submit(parse_spec(job.spec))
+                moved.append(job.id)
+            if moved:
+                await self.adapter.cancel(moved)
+
+        self.adapter.spawn(send(), "sending jobs to the farm")

@@ -1,0 +1,59 @@
+"""The Farm view shows what FarmStatus says, and never the Redis password."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from preview_desktop.farm.registry import FarmJobInfo, FarmStatus, NodeInfo
+from preview_desktop.logs import redact
+
+
+class FakeFarm:
+    node_id = "box:1:abcd"
+
+    def __init__(self, status: FarmStatus) -> None:
+        self.status = status
+        self.callbacks: list[Any] = []
+
+    def on_status(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+
+def test_farm_view_shows_nodes_jobs_counts_and_link(qtbot: Any) -> None:
+    from preview_desktop.ui.farm_view import FarmView
+
+    url = redact("redis://:hunter2-secret@farm.local:6379/0")
+    job = FarmJobInfo(jobId="17", name="render", projectId="promo", startedAt=time.time(), frame=5, frames=10,
+                      percent=50.0)
+    node = NodeInfo(nodeId="box:1:abcd", host="box", pid=1, version="0.1.0", capacity=2, running=[job],
+                    heartbeat=time.time())
+    status = FarmStatus(url=url, queue="previews", connected=True, nodes=[node],
+                        counts={"waiting": 3, "prioritized": 1, "active": 1, "failed": 2})
+    farm = FakeFarm(status)
+    view = FarmView(SimpleNamespace(node=SimpleNamespace(farm=farm)))
+    qtbot.addWidget(view)
+    assert "connected" in view.status_label.text() and "hunter2" not in view.status_label.text()
+    assert "waiting 4" in view.counts_label.text() and "failed 2" in view.counts_label.text()
+    top = view.tree.topLevelItem(0)
+    assert top is not None and "this node" in top.text(0)
+    assert top.child(0).text(2).startswith("50%")
+    top.child(0).setSelected(True)
+    assert view.cancel_button.isEnabled()
+
+    down = FarmStatus(url=url, queue="previews", connected=False, error="ConnectionError: refused")
+    farm.status = down
+    for callback in farm.callbacks:
+        callback(down)
+    assert "unreachable" in view.status_label.text()
+    assert not view.cancel_button.isEnabled()
+
+
+def test_farm_view_without_a_farm(qtbot: Any) -> None:
+    from preview_desktop.ui.farm_view import FarmView
+
+    view = FarmView(SimpleNamespace(node=SimpleNamespace(farm=None)))
+    qtbot.addWidget(view)
+    assert "off" in view.status_label.text()
+    assert not view.send_button.isEnabled()
