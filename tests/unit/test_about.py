@@ -25,7 +25,7 @@ def test_notices_file_exists_and_is_read() -> None:
 
 def test_notices_are_package_data() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("[", 1)[0]
+    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
     assert '"resources/*"' in package_data
     assert NOTICES_FILE.parent == ROOT / "preview_desktop" / "resources"
 
