@@ -37,7 +37,7 @@ def _reason(exc: BaseException) -> str:
 class VideoReader:
     """Frames of one file at requested source times, scaled to `size`, read forward (seeking when needed)."""
 
-    def __init__(self, path: Path, start_time: float, size: tuple[int, int], threads: int = DECODE_THREADS):
+    def __init__(self, path: Path, start_time: float, size: tuple[int, int], threads: int | None = None):
         self.path = path
         self.start_time = start_time
         self.size = size
@@ -48,7 +48,7 @@ class VideoReader:
         except (av.FFmpegError, OSError, IndexError) as exc:
             raise Unreadable(f"cannot open video ({_reason(exc)})") from None
         self.stream.thread_type = "AUTO"
-        self.stream.codec_context.thread_count = threads
+        self.stream.codec_context.thread_count = threads or DECODE_THREADS
         self._frames: Iterator[Any] | None = None
         self._cur: Any = None
         self._cur_t = 0.0
@@ -239,7 +239,7 @@ class Encoder:
         *,
         preset: str = "ultrafast",
         audio: bool = True,
-        threads: int = ENCODE_THREADS,
+        threads: int | None = None,
     ) -> None:
         self.container: Any = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
         video = self.container.add_stream("libx264", rate=rate)
@@ -247,7 +247,7 @@ class Encoder:
         video.height = height
         video.pix_fmt = "yuv420p"
         video.time_base = 1 / rate
-        video.codec_context.thread_count = threads
+        video.codec_context.thread_count = threads or ENCODE_THREADS
         video.codec_context.gop_size = max(1, round(float(rate) * 2))  # a keyframe every 2 s: quick scrubbing
         video.options = {"preset": preset, "crf": "23"}
         self.video = video
