@@ -15,19 +15,26 @@ from PySide6.QtCore import QRunnable, QThreadPool
 
 
 class _Call(QRunnable):
-    def __init__(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+    """One callable on a pool thread; its outcome goes back to the loop thread. Qt deletes it after `run`."""
+
+    def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, settle: Callable[..., None],
+                 future: asyncio.Future[Any]) -> None:
         super().__init__()
-        self.setAutoDelete(False)  # Python owns it (kept in RenderPool._live until done)
+        self.setAutoDelete(True)
         self._fn = fn
-        self._done = done
+        self._loop = loop
+        self._settle = settle
+        self._future = future
 
     def run(self) -> None:
+        fn, settle, future = self._fn, self._settle, self._future
+        self._fn = self._settle = self._future = None  # type: ignore[assignment]  # no cycles through Qt
         try:
-            result = self._fn()
+            result = fn()
         except BaseException as exc:  # delivered to the awaiting future, not swallowed
-            self._done(None, exc)
+            self._loop.call_soon_threadsafe(settle, future, None, exc)
         else:
-            self._done(result, None)
+            self._loop.call_soon_threadsafe(settle, future, result, None)
 
 
 class RenderPool:
@@ -37,7 +44,6 @@ class RenderPool:
         self._pool.setExpiryTimeout(-1)  # keep warm threads: starting one costs more than a render frame
         self._loop = loop
         self._active = 0
-        self._live: set[_Call] = set()
         self._on_free: list[Callable[[], None]] = []
 
     @property
@@ -65,20 +71,11 @@ class RenderPool:
             raise RuntimeError("no free render slot")
         future: asyncio.Future[Any] = self._loop.create_future()
         self._active += 1
-        holder: list[_Call] = []
-
-        def done(result: Any, error: BaseException | None) -> None:  # on the pool thread
-            self._loop.call_soon_threadsafe(self._settle, future, holder[0], result, error)
-
-        call = _Call(fn, done)
-        holder.append(call)
-        self._live.add(call)
-        self._pool.start(call)
+        self._pool.start(_Call(fn, self._loop, self._settle, future))
         return future
 
-    def _settle(self, future: asyncio.Future[Any], call: _Call, result: Any, error: BaseException | None) -> None:
+    def _settle(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
         self._active -= 1
-        self._live.discard(call)
         if not future.done():
             if error is not None:
                 future.set_exception(error)

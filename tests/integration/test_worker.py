@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from preview_desktop.logs import LOG_FILE_NAME
-from tests.support.cli import start_worker, wait_ready
+from tests.support.cli import start_worker, wait_ready, worker_stderr
 
 
 def test_ready_line_and_clean_stop_on_sigterm(data_dir: Path) -> None:
@@ -37,7 +37,7 @@ def test_redis_password_never_logged(data_dir: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    stderr = proc.stderr.read() if proc.stderr else ""
+    stderr = worker_stderr(proc)
     stdout = proc.stdout.read() if proc.stdout else ""
     text = stderr + stdout + "".join(p.read_text() for p in (data_dir / "logs").glob("*"))
     assert "hunter2-secret" not in text and "tok-123456789" not in text

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -29,15 +31,31 @@ def run_cli(
     )
 
 
+_STDERR: dict[int, IO[str]] = {}
+
+
 def start_worker(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """Start `--worker`. Its stderr goes to a temporary file, not a pipe: an undrained pipe fills up and blocks
+    the worker's logging (read it with `worker_stderr`)."""
+    err = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115  (lives as long as the worker)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "preview_desktop", "--worker", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=err,
         text=True,
         env=cli_env(env),
         stdin=subprocess.DEVNULL,
     )
+    _STDERR[proc.pid] = err
+    return proc
+
+
+def worker_stderr(proc: subprocess.Popen[str]) -> str:
+    err = _STDERR.get(proc.pid)
+    if err is None:
+        return ""
+    err.seek(0)
+    return err.read()
 
 
 def wait_ready(proc: subprocess.Popen[str], timeout: float = 30) -> str:
@@ -51,7 +69,7 @@ def wait_ready(proc: subprocess.Popen[str], timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"worker exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(f"worker exited with {proc.returncode}: {worker_stderr(proc)}")
         if sel.select(timeout=0.1):
             line = proc.stdout.readline()
             if "ready" in line:
