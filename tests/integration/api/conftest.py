@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -47,8 +48,6 @@ def mp4_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def make_api(
     qloop: asyncio.AbstractEventLoop, data_dir: Path, mp4_bytes: bytes
 ) -> Iterator[Callable[..., Api]]:
-    nodes: list[Node] = []
-
     def factory(token: str | None = TOKEN, **overrides: Any) -> Api:
         env = dict(os.environ)
         env["REDIS_URL"] = REDIS_URL
@@ -58,13 +57,25 @@ def make_api(
             **{"max_concurrency": 2, "lease_seconds": 3.0, "shutdown_grace": 2.0, **overrides}
         )
         node = Node(settings, qloop, registry=build_registry(), with_farm=False)
-        nodes.append(node)
-        run(qloop, node.start())
-        return Api(node, qloop, settings)
+        api = Api(node, qloop, settings)
+        apis.append(api)
+        return api  # started by its first `api.run(...)`, inside the test
 
+    apis: list[Api] = []
     yield factory
-    for node in nodes:
-        run(qloop, node.stop(grace=1, interrupt=True))
+    for api in apis:
+        run(qloop, api.shutdown())
+    apis.clear()
+    # Collect this test's Qt objects (thread pools, the loop's notifiers) now, on the Qt thread: left to the
+    # cyclic GC they may be destroyed later from whichever thread allocates, e.g. a fuzzing thread.
+    gc.collect()
+    # Let every task of this loop finish its cancellation before the loop closes: a task left pending would be
+    # woken later by Qt on a closed loop (the next test's loop shares the same Qt application).
+    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -24,6 +24,9 @@ from preview_desktop.core.job import Job, JobState
 from preview_desktop.core.layout import Layout
 from preview_desktop.node import Node
 from preview_desktop.settings import Settings
+from tests.support.qtloop import run as run_loop
+
+T = TypeVar("T")
 
 TOKEN = "tok-" + secrets.token_urlsafe(24)  # the suite's API token (the log test looks for it)
 REDIS_PASSWORD = "redispw-" + secrets.token_hex(12)
@@ -93,6 +96,34 @@ class Api:
     loop: asyncio.AbstractEventLoop
     settings: Settings
     headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {TOKEN}"})
+    started: bool = False
+    stopped: bool = False
+
+    def run(self, coro: Coroutine[Any, Any, T], *, final: bool = True, timeout: float = 90) -> T:
+        """Run `coro` on the loop with the node started first and (when `final`) stopped after, in one go.
+
+        Why in one go: pytest-qt processes Qt events between a test's phases, which would step the engine's
+        qasync tasks while no asyncio loop runs (they die with "no running event loop"). A node that lives only
+        inside the test's own loop runs never meets that.
+        """
+
+        async def whole() -> T:
+            if not self.started:
+                self.started = True
+                await self.node.start()
+            try:
+                return await coro
+            finally:
+                if final:
+                    await self.shutdown()
+
+        return run_loop(self.loop, whole(), timeout)
+
+    async def shutdown(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            await self.node.stop(grace=1, interrupt=True)
+            await asyncio.sleep(0.05)  # cancelled engine and server tasks finish while the loop still runs
 
     @property
     def url(self) -> str:
@@ -115,7 +146,11 @@ class Api:
             if job is not None and job.state in states:
                 return job
             await asyncio.sleep(0.02)
-        raise AssertionError(f"job {job_id} never reached {states}: {self.node.engine.jobs.get(job_id)}")
+        engine = self.node.engine
+        raise AssertionError(
+            f"job {job_id} never reached {states}: {engine.jobs.get(job_id)}; engine: free={engine.pool.free} "
+            f"running={list(engine.running)} status={engine.status()} tasks={engine._tasks}"
+        )
 
 
 def build_registry() -> HandlerRegistry:

@@ -10,7 +10,6 @@ import pytest
 
 from preview_desktop.core.job import JobState
 from preview_desktop.core.layout import Layout
-from tests.support.qtloop import run
 
 from .harness import Api, inline_spec
 
@@ -95,7 +94,7 @@ def test_artifacts_listing_download_range_and_signed_urls(api: Api, mp4_bytes: b
             async with anonymous.get(f"{api.url}/v1/jobs/{job['id']}", params=query) as r:
                 assert r.status == 401
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 def test_regenerating_the_token_invalidates_signed_urls(make_api: object) -> None:
@@ -115,4 +114,4 @@ def test_regenerating_the_token_invalidates_signed_urls(make_api: object) -> Non
             async with anonymous.get(signed) as r:
                 assert r.status == 403
 
-    run(api.loop, scenario())
+    api.run(scenario())

@@ -16,7 +16,6 @@ from preview_desktop.api.auth import load_or_create_token, regenerate_token
 from preview_desktop.core.job import JobState
 from preview_desktop.core.layout import Layout
 from preview_desktop.settings import load_settings
-from tests.support.qtloop import run
 
 from .harness import TOKEN, Api, inline_spec
 
@@ -42,7 +41,8 @@ def test_auth_matrix(api: Api) -> None:
                 async with http.request(method, path) as r:
                     body = await r.json()
                     assert r.status == 401, (method, path)
-                    assert body["error"]["code"] == "unauthorized" and r.headers["WWW-Authenticate"].startswith("Bearer")
+                    assert body["error"]["code"] == "unauthorized"
+                    assert r.headers["WWW-Authenticate"].startswith("Bearer")
                 for header in (f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer x"):
                     async with http.request(method, path, headers={"Authorization": header}) as r:
                         assert r.status == 403, (method, path, header)
@@ -61,7 +61,7 @@ def test_auth_matrix(api: Api) -> None:
             async with http.delete("/v1/jobs", headers=api.headers) as r:
                 assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 def test_submit_get_list_and_filters(api: Api, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_submit_get_list_and_filters(api: Api, tmp_path: Path) -> None:
             async with http.get("/v1/jobs/..%2F..%2Fapi-token") as r:
                 assert r.status == 404
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 @pytest.mark.parametrize(
@@ -127,17 +127,17 @@ def test_bad_specs_are_400_naming_the_field(api: Api, body: object, field: str) 
                 assert r.status == 400 and (await r.json())["error"]["message"].startswith("spec:")
         assert await api.node.engine.call(api.node.store.list_jobs) == []
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 def test_body_limit_is_413(api: Api) -> None:
     async def scenario() -> None:
         big = json.dumps(inline_spec(project="big", label="x" * (5 * 1024 * 1024)))
-        async with api.session(headers=api.headers) as http:
-            async with http.post("/v1/jobs", data=big, headers={"Content-Type": "application/json"}) as r:
-                assert r.status == 413 and (await r.json())["error"]["code"] == "too_large"
+        async with api.session(headers=api.headers) as http, \
+                http.post("/v1/jobs", data=big, headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 413 and (await r.json())["error"]["code"] == "too_large"
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 def test_queue_full_is_429_and_queues_nothing(make_api: Callable[..., Api]) -> None:
@@ -155,7 +155,7 @@ def test_queue_full_is_429_and_queues_nothing(make_api: Callable[..., Api]) -> N
         jobs = await api.node.engine.call(api.node.store.list_jobs)
         assert sorted(j.project_id for j in jobs) == ["p0", "p1"]
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 def test_cancel_and_retry_transitions(api: Api) -> None:
@@ -183,15 +183,20 @@ def test_cancel_and_retry_transitions(api: Api) -> None:
             async with http.post("/v1/jobs/20990101-000000-deadbeef/retry") as r:
                 assert r.status == 404
 
-    run(api.loop, scenario())
+    api.run(scenario())
 
 
 def test_api_json_written_and_removed(api: Api) -> None:
     layout = Layout(api.settings.data_dir)
-    info = json.loads(layout.api_json.read_text(encoding="utf-8"))
-    assert info == {"url": api.url, "pid": os.getpid()}
-    assert api.url.startswith("http://127.0.0.1:") and not api.url.endswith(":0")
-    run(api.loop, api.node.api.stop())
+
+    async def scenario() -> None:
+        info = json.loads(layout.api_json.read_text(encoding="utf-8"))
+        assert info == {"url": api.url, "pid": os.getpid()}
+        assert api.url.startswith("http://127.0.0.1:") and not api.url.endswith(":0")
+        await api.node.api.stop()
+        assert not layout.api_json.exists() and api.node.api.url is None
+
+    api.run(scenario())
     assert not layout.api_json.exists()
 
 
@@ -200,7 +205,7 @@ def test_healthz(api: Api) -> None:
         async with aiohttp.ClientSession() as http, http.get(api.url + "/healthz") as r:
             return dict(await r.json())
 
-    health = run(api.loop, scenario())
+    health = api.run(scenario())
     assert health["status"] == "ok" and health["capacity"] == 2 and health["pid"] == os.getpid()
 
 
@@ -224,9 +229,9 @@ def test_generated_token_file_is_private_and_stable(data_dir: Path, make_api: Ca
         ) as r:
             return r.status
 
-    assert run(api.loop, status(fresh)) == 200
+    assert api.run(status(fresh), final=False) == 200
     newest = api.node.api.regenerate_token()
-    assert run(api.loop, status(fresh)) == 403 and run(api.loop, status(newest)) == 200
+    assert api.run(status(fresh), final=False) == 403 and api.run(status(newest)) == 200
     assert layout.api_token.read_text(encoding="utf-8").strip() == newest
 
 
@@ -245,6 +250,6 @@ def test_get_job_latency(api: Api) -> None:
             samples.sort()
             return samples[len(samples) // 2]
 
-    p50 = run(api.loop, scenario())
+    p50 = api.run(scenario())
     print(f"GET /v1/jobs/{{id}} p50 {p50 * 1000:.2f} ms")
     assert p50 < 0.05
