@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
@@ -184,4 +183,4 @@ def copy_tree_text(folder: Path) -> str:
 
 
 __all__ = ["REDIS_URL", "TOKEN", "Api", "build_registry", "copy_tree_text", "inline_spec", "sample_mp4",
-           "shutil", "sse_events"]
+           "sse_events"]
