@@ -70,12 +70,18 @@ def bundled_distributions() -> list[str]:
     return sorted(seen)
 
 
+def _field(dist: md.Distribution, key: str) -> str:
+    """One metadata field, '' when absent (PackageMetadata's `get` is not in every Python's typing)."""
+    values = dist.metadata.get_all(key)
+    return str(values[0]) if values else ""
+
+
 def _licence_name(dist: md.Distribution) -> str:
     meta = dist.metadata
-    expression = meta.get("License-Expression")
+    expression = _field(dist, "License-Expression")
     if expression:
-        return str(expression)
-    text = (meta.get("License") or "").strip()
+        return expression
+    text = _field(dist, "License").strip()
     if text and "\n" not in text and len(text) < 80:
         return text
     classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
@@ -86,8 +92,8 @@ def _licence_name(dist: md.Distribution) -> str:
 
 def _homepage(dist: md.Distribution) -> str:
     meta = dist.metadata
-    if meta.get("Home-page"):
-        return str(meta["Home-page"])
+    if _field(dist, "Home-page"):
+        return _field(dist, "Home-page")
     for url in meta.get_all("Project-URL") or []:
         label, _, link = url.partition(",")
         if label.strip().lower() in ("homepage", "home", "source", "source code", "repository"):

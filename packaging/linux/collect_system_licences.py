@@ -59,9 +59,10 @@ def main(argv: list[str]) -> int:
     missing = 0
     for dest, src in system_libraries(workdir):
         package = owning_package(src)
-        copyright_file = Path(f"/usr/share/doc/{package.split(':')[0]}/copyright") if package else None
-        if copyright_file and copyright_file.is_file():
-            shutil.copyfile(copyright_file, target / f"{package.split(':')[0]}.copyright")
+        name = package.split(":")[0] if package else ""
+        copyright_file = Path(f"/usr/share/doc/{name}/copyright")
+        if name and copyright_file.is_file():
+            shutil.copyfile(copyright_file, target / f"{name}.copyright")
             index.append(f"{dest}\t{package}")
         else:
             index.append(f"{dest}\t{package or 'unknown package'}\t(no copyright file found)")
