@@ -25,7 +25,11 @@ TARBALL="dist/preview-desktop-$VERSION-linux-$ARCH.tar.gz"
 
 if [ "$BUILD" = 1 ]; then
   "$PYTHON" -c "import PyInstaller" 2>/dev/null || "$PYTHON" -m pip install -q -e "$ROOT[package]"
-  "$PYTHON" packaging/gen_notices.py --check || echo "build-tarball: warning: notices are out of date (run packaging/gen_notices.py)" >&2
+  # The notices must describe the wheels this build bundles: regenerate them from this environment.
+  if ! "$PYTHON" packaging/gen_notices.py --check 2>/dev/null; then
+    "$PYTHON" packaging/gen_notices.py
+    echo "build-tarball: note: THIRD_PARTY_NOTICES.txt changed for this environment's versions; commit it" >&2
+  fi
   start=$(date +%s)
   "$PYTHON" -m PyInstaller packaging/preview-desktop.spec --noconfirm --clean --log-level WARN \
     --distpath dist --workpath build
