@@ -29,8 +29,8 @@ DisableProgramGroupPage=yes
 ; Per-user install by default (no admin rights needed); the dialog offers all users.
 PrivilegesRequired=lowest
 PrivilegesRequiredOverridesAllowed=dialog
-ArchitecturesAllowed=x64compatible
-ArchitecturesInstallIn64BitMode=x64compatible
+ArchitecturesAllowed=x64
+ArchitecturesInstallIn64BitMode=x64
 MinVersion=10.0
 OutputDir=..\..\dist
 OutputBaseFilename=PreviewDesktop-{#AppVersion}-windows-x64-setup
