@@ -26,10 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import APP_NAME, __version__
+from .. import APP_NAME
 from ..core.job import Job
 from ..engine.events import EngineStatus
 from ..settings import Settings
+from .about_dialog import show_about
 from .actions import JobActions
 from .adapter import EngineAdapter, SubmitOptions
 from .detail_pane import DetailPane
@@ -262,9 +263,7 @@ class MainWindow(QMainWindow):
         self._add_optional_views()
         help_menu = self.menuBar().addMenu("&Help")
         about = help_menu.addAction(f"About {APP_NAME}")
-        about.triggered.connect(lambda: QMessageBox.about(
-            self, APP_NAME, f"{APP_NAME} {__version__}\nLow-resolution previews of edit timelines.\n"
-                            f"Data: {self.settings.data_dir}"))
+        about.triggered.connect(lambda: show_about(self, self.settings.data_dir))
 
     def add_view(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, shortcut: str = "") -> QDockWidget:
         """Where more views plug in (the farm view): a dock with an entry in the View menu."""
