@@ -121,7 +121,7 @@ Preview Desktop ships as one folder (or .app, or installer) that contains the pr
 libraries below. Each component keeps its own licence. Three of them shape what the bundle as a whole may be:
 
 1. FFmpeg with libx264 and libx265, inside PyAV (GPL)
-   PyAV's binary wheel (folder `av.libs` / `av/.dylibs` / `av.libs` DLLs in the bundle) contains FFmpeg
+   PyAV's binary wheel (`av.libs/` on Linux and Windows, `av/.dylibs/` on macOS) contains FFmpeg
    (libavcodec, libavformat, libavutil, libavfilter, libavdevice, libswscale, libswresample) built together with
    libx264 and libx265. x264 and x265 are licensed under the GNU General Public License, version 2 or later, and
    an FFmpeg built with them is itself GPL. Preview Desktop loads these libraries into its own process to encode
