@@ -91,14 +91,15 @@ def _licence_name(dist: md.Distribution) -> str:
 
 
 def _homepage(dist: md.Distribution) -> str:
-    meta = dist.metadata
-    if _field(dist, "Home-page"):
-        return _field(dist, "Home-page")
-    for url in meta.get_all("Project-URL") or []:
+    """The project's source repository when declared (stabler than home pages, which may be a download page)."""
+    urls: dict[str, str] = {}
+    for url in dist.metadata.get_all("Project-URL") or []:
         label, _, link = url.partition(",")
-        if label.strip().lower() in ("homepage", "home", "source", "source code", "repository"):
-            return link.strip()
-    return ""
+        urls.setdefault(label.strip().lower(), link.strip())
+    for label in ("source", "source code", "repository", "homepage", "home"):
+        if urls.get(label):
+            return urls[label]
+    return _field(dist, "Home-page")
 
 
 def _licence_files(dist: md.Distribution) -> list[tuple[str, str]]:
