@@ -129,24 +129,25 @@ STATE_ORDER = {"running": 0, "cancelling": 1, "retrying": 2, "queued": 3, "faile
                "cancelled": 6, "superseded": 7}
 
 COLUMNS: tuple[Column, ...] = (
-    Column("Project", lambda j, lv, h: j.project_id, lambda j, lv: j.project_id.casefold(), 150),
+    Column("Project", lambda j, lv, h: j.project_id, lambda j, lv: j.project_id.casefold(), 124),
     Column("Timeline", lambda j, lv, h: PurePath(j.label).name if j.label != "inline timeline" else j.label,
-           lambda j, lv: PurePath(j.label).name.casefold(), 200),
-    Column("State", lambda j, lv, h: display_state(j), lambda j, lv: STATE_ORDER.get(display_state(j), 9), 118),
+           lambda j, lv: PurePath(j.label).name.casefold(), 170),
+    Column("State", lambda j, lv, h: display_state(j), lambda j, lv: STATE_ORDER.get(display_state(j), 9), 104),
     Column("Progress", lambda j, lv, h: progress_of(j, lv)[1],
-           lambda j, lv: (progress_of(j, lv)[0] or 0.0), 190),
-    Column("Priority", lambda j, lv, h: str(j.priority), lambda j, lv: j.priority, 66,
+           lambda j, lv: (progress_of(j, lv)[0] or 0.0), 168),
+    Column("Priority", lambda j, lv, h: str(j.priority), lambda j, lv: j.priority, 64,
            Qt.AlignmentFlag.AlignHCenter),
     Column("Attempts", lambda j, lv, h: f"{j.attempts_made}/{j.attempts_allowed}",
-           lambda j, lv: j.attempts_made, 72, Qt.AlignmentFlag.AlignHCenter),
-    Column("Created", lambda j, lv, h: fmt_time(j.created_at), lambda j, lv: j.created_at, 104),
-    Column("Finished", lambda j, lv, h: fmt_time(j.finished_at), lambda j, lv: _opt(j.finished_at), 104),
-    Column("Duration", lambda j, lv, h: fmt_duration(job_duration(j)), lambda j, lv: _opt(job_duration(j)), 74,
+           lambda j, lv: j.attempts_made, 68, Qt.AlignmentFlag.AlignHCenter),
+    Column("Created", lambda j, lv, h: fmt_time(j.created_at), lambda j, lv: j.created_at, 84),
+    Column("Finished", lambda j, lv, h: fmt_time(j.finished_at), lambda j, lv: _opt(j.finished_at), 84),
+    Column("Duration", lambda j, lv, h: fmt_duration(job_duration(j)), lambda j, lv: _opt(job_duration(j)), 68,
            Qt.AlignmentFlag.AlignRight),
-    Column("Node", lambda j, lv, h: short_node(j.worker, h), lambda j, lv: j.worker or "", 130),
+    Column("Node", lambda j, lv, h: short_node(j.worker, h), lambda j, lv: j.worker or "", 112),
 )
 COL = {c.title: i for i, c in enumerate(COLUMNS)}
 PROGRESS_COLUMN = COL["Progress"]
+TIMELINE_COLUMN = COL["Timeline"]
 STATE_COLUMN = COL["State"]
 DURATION_COLUMN = COL["Duration"]
 
@@ -366,12 +367,20 @@ class JobFilterProxy(QSortFilterProxyModel):
         self.setSourceModel(source)
 
     def set_states(self, states: frozenset[str] | None) -> None:
-        self._states = states
-        self.invalidateFilter()
+        self._change_filter(lambda: setattr(self, "_states", states))
 
     def set_text(self, text: str) -> None:
-        self._needle = text.strip().casefold()
-        self.invalidateFilter()
+        self._change_filter(lambda: setattr(self, "_needle", text.strip().casefold()))
+
+    def _change_filter(self, change: Callable[[], None]) -> None:
+        """Qt 6.10+ wants begin/endFilterChange around the change (invalidateFilter is deprecated)."""
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         if self._states is not None and display_state(self._source.job_at(source_row)) not in self._states:

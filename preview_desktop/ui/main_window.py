@@ -35,7 +35,7 @@ from .actions import JobActions
 from .adapter import EngineAdapter, SubmitOptions
 from .detail_pane import DetailPane
 from .icons import app_icon
-from .job_model import COLUMNS, PROGRESS_COLUMN, STATE_FILTERS, JobFilterProxy, JobTableModel
+from .job_model import COLUMNS, PROGRESS_COLUMN, STATE_FILTERS, TIMELINE_COLUMN, JobFilterProxy, JobTableModel
 from .metrics_dock import MetricsDock
 from .prefs import window_prefs
 from .progress_delegate import ProgressDelegate
@@ -108,7 +108,7 @@ class JobTable(QTableView):
         hh = self.horizontalHeader()
         hh.setHighlightSections(False)
         hh.setSectionsMovable(True)
-        hh.setStretchLastSection(True)
+        hh.setStretchLastSection(False)
         hh.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self))
 
@@ -134,6 +134,8 @@ class MainWindow(QMainWindow):
         self.table.setModel(self.proxy)
         for i, column in enumerate(COLUMNS):
             self.table.setColumnWidth(i, column.width)
+        # The timeline name takes what is left; the other columns keep widths that fit their content.
+        self.table.horizontalHeader().setSectionResizeMode(TIMELINE_COLUMN, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSortIndicator(self.model.sort_column, self.model.sort_order)
         self.empty = EmptyState(self.table.viewport())
         self.table.viewport().installEventFilter(self)
@@ -146,7 +148,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([900, 380])
+        self.splitter.setSizes([1080, 360])
         self.setCentralWidget(self.splitter)
 
         self.metrics = MetricsDock(adapter, self)
@@ -182,7 +184,8 @@ class MainWindow(QMainWindow):
         self.model.apply(list(adapter.jobs().values()))
         self._restore()
         self._update_empty()
-        self.resize(1360, 820) if not self.restored else None
+        if not self.restored:
+            self.resize(1440, 860)
 
     # ------------------------------------------------------------------ building
     def _build_filters(self) -> None:
@@ -318,13 +321,15 @@ class MainWindow(QMainWindow):
 
     def _render_status(self) -> None:
         s, c = self.adapter.status, self.adapter.counts
-        parts = [f"{s.running} of {s.capacity} render slots busy"]
+        parts = []
         waiting = c.get("queued", 0) + c.get("retrying", 0)
         if c:
+            parts.append(f"{c.get('running', 0)} rendering")
             parts.append(f"{waiting} waiting")
             parts.append(f"{c.get('succeeded', 0)} done")
             if c.get("failed"):
                 parts.append(f"{c['failed']} failed")
+        parts.append(f"{s.running}/{s.capacity} slots on this computer")
         if s.paused:
             parts.append("queue paused")
         api = getattr(self.adapter.node.api, "url", None)
@@ -436,7 +441,7 @@ class MainWindow(QMainWindow):
                 fn(value)
 
     def busy(self) -> bool:
-        return self.adapter.status.running > 0
+        return self.adapter.status.running > 0 and not self.adapter.engine.stopping
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._quitting:

@@ -67,7 +67,7 @@ class MetricsView(pg.GraphicsLayoutWidget):
         self.hist_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=QColor("#64748b"), pen=None)
         self.hist_plot.addItem(self.hist_bars)
         labels, _ = numbers.histogram()
-        self.hist_plot.getAxis("bottom").setTicks([[(i, t) for i, t in enumerate(labels) if i % 2 == 0]])
+        self.hist_plot.getAxis("bottom").setTicks([[(i, t) for i, t in enumerate(labels) if i % 3 == 0]])
         self.hist_plot.setXRange(-0.5, len(labels) - 0.5, padding=0)
 
     def redraw(self) -> None:
@@ -88,6 +88,19 @@ class MetricsView(pg.GraphicsLayoutWidget):
         _, hist = n.histogram()
         self.hist_bars.setOpts(x=list(range(len(hist))), height=hist)
         self.hist_plot.setYRange(0, max([3, *hist]) * 1.15, padding=0)
+        # The current values in the titles: a glance answers "how many are waiting?" without reading axes.
+        self._title(self.queue_plot, "Queue", f"{n.queue_size} waiting · {n.active} active")
+        self._title(self.minute_plot, "Finished per minute",
+                    f"{n.totals['success']} ok · {n.totals['failure']} failed · {n.totals['retry']} retried")
+        self._title(self.fps_plot, "Render fps", f"{n.fps:.0f} fps")
+        mean = n.duration_sum / n.duration_count if n.duration_count else None
+        self._title(self.hist_plot, "Job duration", f"mean {mean:.0f}s" if mean is not None else "no jobs yet")
+
+    def _title(self, plot: pg.PlotItem, name: str, value: str) -> None:
+        text = f"<span style='font-size:9pt'>{name} <b>{value}</b></span>"
+        if getattr(plot, "_shown_title", None) != text:  # setTitle relayouts: only when the text changes
+            plot._shown_title = text
+            plot.setTitle(text)
 
 
 class MetricsDock(QDockWidget):

@@ -15,9 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ..core.job import Job, JobState
 
-OUTCOMES = ("success", "failure", "retry")
-# Render durations: seconds to tens of minutes. The boundaries are the histogram's bars.
-DURATION_BUCKETS = (2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+try:  # the /metrics module's own definitions, so the dock's bars and a dashboard's buckets are the same
+    from ..api.metrics import DURATION_BUCKETS, OUTCOMES, counts_to_gauges
+except ImportError:  # a build without the API
+    OUTCOMES = ("success", "failure", "retry")
+    DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+
+    def counts_to_gauges(counts: dict[str, int]) -> tuple[int, int]:
+        waiting = counts.get(JobState.QUEUED.value, 0) + counts.get(JobState.RETRYING.value, 0)
+        return int(waiting), int(counts.get(JobState.RUNNING.value, 0))
+
 HISTORY_SECONDS = 300
 MINUTES_SHOWN = 15
 
@@ -51,18 +58,23 @@ class MetricsNumbers:
     def seed(self, jobs: Iterable[Job]) -> None:
         """Start from what the store remembers (jobs finished recently, by any process), not from zero."""
         since = self.clock() - MINUTES_SHOWN * 60
-        done = sorted((j for j in jobs if j.finished_at is not None and j.finished_at >= since
+        done = sorted((j for j in jobs if j.finished_at is not None and j.started_at is not None
                        and j.state in (JobState.SUCCEEDED, JobState.FAILED)), key=lambda j: j.finished_at or 0)
         for job in done:
-            finished = job.finished_at or 0.0
-            seconds = finished - job.started_at if job.started_at is not None else 0.0
-            self.on_outcome(job.id, "success" if job.state is JobState.SUCCEEDED else "failure", seconds, finished)
+            finished, started = job.finished_at or 0.0, job.started_at or 0.0
+            outcome = "success" if job.state is JobState.SUCCEEDED else "failure"
+            if finished >= since:
+                self.on_outcome(job.id, outcome, finished - started, finished)
+            else:  # too old for the per-minute bars, still part of the duration histogram
+                self.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, finished - started)] += 1
+                self.duration_sum += finished - started
 
     def on_progress(self, job_id: str, fps: float) -> None:
         self._fps[job_id] = fps
 
     def on_counts(self, counts: Mapping[str, int]) -> None:
-        self.queue_size = int(counts.get("queued", 0)) + int(counts.get("retrying", 0))
+        """preview_worker_queue_size is read from the store's counts, exactly as /metrics reads it."""
+        self.queue_size = counts_to_gauges(dict(counts))[0]
 
     def on_status(self, running: int) -> None:
         self.active = running
@@ -95,10 +107,16 @@ class MetricsNumbers:
         xs = list(range(-MINUTES_SHOWN + 1, 1))
         return xs, {o: [by_minute.get(now_minute + x, {}).get(o, 0) for x in xs] for o in OUTCOMES}
 
+    @property
+    def duration_count(self) -> int:
+        return sum(self.bucket_counts)
+
     def histogram(self) -> tuple[list[str], list[int]]:
         labels = [f"≤{_short(b)}" for b in DURATION_BUCKETS] + [f">{_short(DURATION_BUCKETS[-1])}"]
         return labels, list(self.bucket_counts)
 
 
 def _short(seconds: float) -> str:
-    return f"{seconds / 60:.0f}m" if seconds >= 60 else f"{seconds:.0f}s"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g}h"
+    return f"{seconds / 60:g}m" if seconds >= 60 else f"{seconds:g}s"

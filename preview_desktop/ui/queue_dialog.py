@@ -39,6 +39,11 @@ FILE_FILTER = ";;".join((
 ))
 
 
+def size_key(width: int, height: int) -> str:
+    """Combo box data as text: PySide stores a tuple as an opaque value that findData cannot match."""
+    return f"{width}x{height}"
+
+
 def accepted(path: Path) -> bool:
     return path.suffix.lower() in ACCEPTED_SUFFIXES
 
@@ -49,11 +54,11 @@ class OutputFields:
     def __init__(self, form: QFormLayout, defaults: dict[str, Any], parent: QWidget) -> None:
         self.size = QComboBox(parent)
         for w, h in SIZES:
-            self.size.addItem(f"{w} × {h}", (w, h))
+            self.size.addItem(f"{w} × {h}", size_key(w, h))
         current = (int(defaults.get("width", 640)), int(defaults.get("height", 360)))
         if current not in SIZES:
-            self.size.addItem(f"{current[0]} × {current[1]}", current)
-        self.size.setCurrentIndex(self.size.findData(current))
+            self.size.addItem(f"{current[0]} × {current[1]}", size_key(*current))
+        self.size.setCurrentIndex(self.size.findData(size_key(*current)))
         self.codec = QComboBox(parent)
         self.codec.addItem("H.264 + AAC (plays in any browser)", "h264")
         burn = dict(defaults.get("burnIn") or {})
@@ -74,7 +79,7 @@ class OutputFields:
         form.addRow("Burn-ins", burn_row)
 
     def value(self) -> dict[str, Any]:
-        w, h = self.size.currentData()
+        w, h = (int(v) for v in str(self.size.currentData()).split("x"))
         return {"width": w, "height": h, "videoCodec": self.codec.currentData(),
                 "burnIn": {"timecode": self.timecode.isChecked(), "clipName": self.clip_name.isChecked(),
                            "label": self.label.text().strip() or None}}

@@ -44,6 +44,8 @@ def read_token(settings: Settings) -> str:
         return str(load_or_create_token(settings, layout))
     except ImportError:
         pass
+    except OSError:  # DATA_DIR not writable or gone: show what is there, if anything
+        pass
     try:
         return layout.api_token.read_text(encoding="utf-8").strip()
     except OSError:
@@ -56,7 +58,10 @@ def regenerate_token(settings: Settings) -> str | None:
         from ..api.auth import regenerate_token as regenerate
     except ImportError:
         return None
-    return str(regenerate(Layout(settings.data_dir)))
+    try:
+        return str(regenerate(Layout(settings.data_dir)))
+    except OSError:
+        return None
 
 
 class SettingsDialog(QDialog):

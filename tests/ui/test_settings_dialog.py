@@ -1,0 +1,83 @@
+"""The settings dialog persists values, shows forced ones read-only, applies concurrency live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QDialog
+
+from preview_desktop.settings import load_settings
+from preview_desktop.ui.settings_dialog import SettingsDialog
+from tests.ui.conftest import wait_until
+
+
+def test_values_persist_and_load_back(tmp_path: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREVIEW_MEDIA_ROOTS")
+    monkeypatch.delenv("PREVIEW_API_PORT")
+    settings = load_settings()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.concurrency.setValue(3)
+    dialog.queue_max.setValue(250)
+    dialog.media_roots.setPlainText(f"{tmp_path}/a\n{tmp_path}/b\n")
+    dialog.farm_on.setChecked(True)
+    dialog.redis.setText("redis://farm:6379/0")
+    dialog.api_port.setValue(9876)
+    dialog.output.timecode.setChecked(False)
+    dialog.accept()
+    written = json.loads(Path(settings.settings_file or "").read_text())
+    assert "data_dir" not in written  # DATA_DIR comes from the environment here: never written
+    again = load_settings()
+    assert again.max_concurrency == 3 and again.queue_max == 250 and again.api_port == 9876
+    assert again.media_roots == (tmp_path / "a", tmp_path / "b")
+    assert again.redis_url == "redis://farm:6379/0"
+    assert again.output_defaults["burnIn"]["timecode"] is False
+    assert dialog.restart_needed()
+
+
+def test_forced_values_are_read_only_and_named(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREVIEW_MAX_CONCURRENCY", "4")
+    settings = load_settings()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert not dialog.concurrency.isEnabled() and "PREVIEW_MAX_CONCURRENCY" in dialog.concurrency.toolTip()
+    assert not dialog.media_roots.isEnabled() and not dialog.api_port.isEnabled()
+    assert dialog.queue_max.isEnabled()
+    assert "max_concurrency" not in dialog.values() and "data_dir" not in dialog.values()
+
+
+def test_the_token_is_hidden_until_shown(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREVIEW_API_TOKEN", "s3cret-token-value")
+    dialog = SettingsDialog(load_settings())
+    qtbot.addWidget(dialog)
+    assert dialog.token.text() == "s3cret-token-value"
+    assert dialog.token.echoMode() == dialog.token.EchoMode.Password
+    dialog.show_token.setChecked(True)
+    assert dialog.token.echoMode() == dialog.token.EchoMode.Normal
+    assert not dialog.regenerate.isEnabled()  # forced by the environment
+
+
+def test_regenerate_writes_a_new_token(qtbot: Any) -> None:
+    pytest.importorskip("preview_desktop.api.auth")
+    dialog = SettingsDialog(load_settings())
+    qtbot.addWidget(dialog)
+    before = dialog.token.text()
+    dialog.regenerate.click()
+    assert dialog.token.text() and dialog.token.text() != before
+
+
+def test_concurrency_applies_live(window: Any, node: Any, qloop: asyncio.AbstractEventLoop,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def exec_(self: SettingsDialog) -> int:
+        self.concurrency.setValue(5)
+        self.accept()
+        return int(QDialog.DialogCode.Accepted.value)
+
+    monkeypatch.setattr(SettingsDialog, "exec", exec_)
+    window.open_settings()
+    wait_until(qloop, lambda: node.engine.status().capacity == 5, what="capacity 5")
+    assert load_settings().max_concurrency == 5
