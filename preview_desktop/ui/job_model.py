@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePath
 from typing import Any
 
@@ -134,7 +135,7 @@ COLUMNS: tuple[Column, ...] = (
            lambda j, lv: PurePath(j.label).name.casefold(), 170),
     Column("State", lambda j, lv, h: display_state(j), lambda j, lv: STATE_ORDER.get(display_state(j), 9), 104),
     Column("Progress", lambda j, lv, h: progress_of(j, lv)[1],
-           lambda j, lv: (progress_of(j, lv)[0] or 0.0), 168),
+           lambda j, lv: (progress_of(j, lv)[0] or 0.0), 188),
     Column("Priority", lambda j, lv, h: str(j.priority), lambda j, lv: j.priority, 64,
            Qt.AlignmentFlag.AlignHCenter),
     Column("Attempts", lambda j, lv, h: f"{j.attempts_made}/{j.attempts_allowed}",
@@ -146,6 +147,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("Node", lambda j, lv, h: short_node(j.worker, h), lambda j, lv: j.worker or "", 112),
 )
 COL = {c.title: i for i, c in enumerate(COLUMNS)}
+_ALIGN = tuple(int(c.align | Qt.AlignmentFlag.AlignVCenter) for c in COLUMNS)
+_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.TextAlignmentRole,
+                    Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.ToolTipRole, JobRole, ProgressRole, StateRole})
+
+
+@lru_cache(maxsize=32)
+def _brush(state: str) -> QBrush:
+    return QBrush(QColor(STATE_COLORS.get(state, "#444")))
 PROGRESS_COLUMN = COL["Progress"]
 TIMELINE_COLUMN = COL["Timeline"]
 STATE_COLUMN = COL["State"]
@@ -161,6 +170,7 @@ class JobTableModel(QAbstractTableModel):
         self._jobs: dict[str, Job] = {}
         self._live: dict[str, Live] = {}
         self._haystack: dict[str, str] = {}
+        self._texts: dict[str, tuple[str, ...]] = {}  # display texts per job, dropped when the job changes
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
         self._sort_column = COL["Created"]
@@ -181,19 +191,24 @@ class JobTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        # A view asks ~10 roles per cell per paint; most are ones we do not answer: leave fast.
+        if role not in _ROLES or not index.isValid():
             return None
         job_id = self._ids[index.row()]
-        job = self._jobs[job_id]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[column].text(job, self._live.get(job_id), self.worker_id)
+            texts = self._texts.get(job_id)
+            if texts is None:  # computed once per change of the job, not once per paint
+                job, live = self._jobs[job_id], self._live.get(job_id)
+                texts = self._texts[job_id] = tuple(c.text(job, live, self.worker_id) for c in COLUMNS)
+            return texts[column]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _ALIGN[column]
+        job = self._jobs[job_id]
         if role == Qt.ItemDataRole.DecorationRole and column == STATE_COLUMN:
             return state_icon(display_state(job))
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(COLUMNS[column].align | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column == STATE_COLUMN:
-            return QBrush(QColor(STATE_COLORS.get(display_state(job), "#444")))
+            return _brush(display_state(job))
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(job)
         if role == JobRole:
@@ -267,6 +282,7 @@ class JobTableModel(QAbstractTableModel):
 
     def _store(self, job: Job) -> None:
         self._jobs[job.id] = job
+        self._texts.pop(job.id, None)
         if job.state is not JobState.RUNNING:
             self._live.pop(job.id, None)
         self._haystack[job.id] = " ".join(
@@ -297,6 +313,7 @@ class JobTableModel(QAbstractTableModel):
             self._jobs.pop(job_id, None)
             self._live.pop(job_id, None)
             self._haystack.pop(job_id, None)
+            self._texts.pop(job_id, None)
             self._row.pop(job_id, None)
 
     def _reindex(self) -> None:
@@ -307,6 +324,7 @@ class JobTableModel(QAbstractTableModel):
         if row is None or self._jobs[job_id].state is not JobState.RUNNING:
             return
         self._live[job_id] = Live(frame, frames, fraction, fps)
+        self._texts.pop(job_id, None)
         self.dataChanged.emit(self.index(row, PROGRESS_COLUMN), self.index(row, DURATION_COLUMN),
                               [Qt.ItemDataRole.DisplayRole, ProgressRole])
 

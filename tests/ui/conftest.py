@@ -72,7 +72,6 @@ def window(adapter: Any, settings: Settings, qtbot: Any) -> Any:
     yield win
     win._quitting = True  # closing at teardown must not ask questions
     win.close()
-    win.deleteLater()
 
 
 def wait_until(loop: asyncio.AbstractEventLoop, predicate: Callable[[], Any], timeout: float = 15,
