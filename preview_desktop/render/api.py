@@ -75,11 +75,8 @@ def render_to_folder(
         artifacts.write_json(out_dir, document)
         return document
 
-    from .pipeline import render_video
-
     ctx.progress(0, plan.frames)
-    collector, facts = render_video(plan, spec, out_dir, check=check, progress=ctx.progress)
-    thumbnails = collector.write(out_dir)
+    thumbnails, facts = _render_media(plan, spec, out_dir, settings=settings, check=check, progress=ctx.progress)
     mp4 = out_dir / "preview.mp4"
     video = {
         "file": "preview.mp4",
@@ -94,8 +91,25 @@ def render_to_folder(
         "sha256": artifacts.file_sha256(mp4),
     }
     document = artifacts.preview_document(dry_run=False, video=video, thumbnails=thumbnails, **common)
+    document["cache"] = facts.get("cache")  # segment reuse counts (docs/incremental.md); null: cache disabled
     artifacts.write_json(out_dir, document)
     return document
+
+
+def _render_media(plan: Any, spec: JobSpec, out_dir: Path, *, settings: Settings, check: Any,
+                  progress: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """preview.mp4, poster and thumbnails: through the segment cache (docs/incremental.md), or in one pass when
+    PREVIEW_CACHE_MAX_BYTES is 0. Returns (thumbnails entry, facts)."""
+    if settings.cache_max_bytes <= 0:
+        from .pipeline import render_video
+
+        collector, facts = render_video(plan, spec, out_dir, check=check, progress=progress)
+        return collector.write(out_dir), facts
+    from .incremental import render_incremental
+    from .segment_cache import open_store
+
+    with open_store(settings.data_dir, settings.cache_max_bytes) as store:
+        return render_incremental(plan, spec, out_dir, store, check=check, progress=progress)
 
 
 def _checker(ctx: JobContext, settings: Settings) -> Any:

@@ -58,7 +58,7 @@ class Collector:
         if not sampled and self._poster_good:
             return
         distance = abs(index - self.target)
-        good = _looks_like_picture(image)
+        good = looks_like_picture(image)
         if (good and (not self._poster_good or distance < self._poster_distance)) or (
             not self._poster_good and self.poster is None
         ):
@@ -89,7 +89,7 @@ class Collector:
         return {"sprite": "thumbs.jpg", "vtt": "thumbs.vtt", "count": self.count}
 
 
-def _looks_like_picture(image: np.ndarray) -> bool:
+def looks_like_picture(image: np.ndarray) -> bool:
     """Not (near) black and not flat: a poster worth showing."""
     small = image[::8, ::8]
     return float(small.mean()) > 12.0 and float(small.std()) > 4.0

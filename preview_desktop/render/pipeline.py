@@ -126,6 +126,55 @@ class Pictures:
         return fitted.copy()
 
 
+class Composer:
+    """Clean (burn-in free) output frames at increasing indexes: opens and closes readers as layers come and go.
+
+    Shared by the single-pass loop and the segment renderer, so both compose pixels the same way.
+    """
+
+    def __init__(self, plan: Plan, strict: bool) -> None:
+        self.plan = plan
+        self.pictures = Pictures(plan, strict)
+        self.layers = sorted(plan.video, key=lambda layer: layer.first)
+        self.pending = 0
+        self.active: list[Layer] = []
+
+    def frame(self, index: int) -> tuple[np.ndarray, bool, str | None]:
+        """(image, is real picture, name of the clip showing) at output frame `index` (never smaller than the last)."""
+        while self.pending < len(self.layers) and self.layers[self.pending].first <= index:
+            self.active.append(self.layers[self.pending])
+            self.pending += 1
+        for layer in [layer for layer in self.active if layer.last <= index]:
+            self.active.remove(layer)
+            self.pictures.close(layer)
+        return _compose_frame(self.pictures, self.active, index, self.plan.width, self.plan.height)
+
+    def close(self) -> None:
+        self.pictures.close()
+
+
+def burn(image: np.ndarray, plan: Plan, spec: JobSpec, index: int, name: str | None) -> None:
+    """The output's burn-ins for frame `index`, drawn in place."""
+    burn_in = spec.output.burnIn
+    compose.burn_in(
+        image,
+        tc=compose.timecode(plan.start_frame + index, plan.fps) if burn_in.timecode else None,
+        clip=name if burn_in.clipName else None,
+        label=burn_in.label or None,
+    )
+
+
+def audio_problem_reporter(plan: Plan, spec: JobSpec) -> Callable[[Layer, str], None]:
+    """What the mixer calls when a layer's audio cannot be read: fail under strict, else warn (silence)."""
+
+    def problem(layer: Layer, reason: str) -> None:
+        if spec.output.strict:
+            raise MediaError(f"clip {layer.name!r}: {layer.source.path}: {reason}", clip=layer.name)
+        plan.warn(f"clip {layer.name!r}: audio unreadable ({reason}), silence rendered")
+
+    return problem
+
+
 def render_video(
     plan: Plan,
     spec: JobSpec,
@@ -134,44 +183,23 @@ def render_video(
     check: CheckFn,
     progress: ProgressFn,
 ) -> tuple[Collector, dict[str, Any]]:
-    """Write preview.mp4 into out_dir; returns the thumbnail/poster collector and encode facts."""
+    """Write preview.mp4 into out_dir in one pass; returns the thumbnail/poster collector and encode facts."""
     output = spec.output
-    burn = output.burnIn
     fps = plan.fps
     width, height = plan.width, plan.height
     has_audio = output.audio
     encoder = Encoder(out_dir / "preview.mp4", width, height, plan.rate, preset=output.preset, audio=has_audio)
-    pictures = Pictures(plan, output.strict)
-
-    def audio_problem(layer: Layer, reason: str) -> None:
-        if output.strict:
-            raise MediaError(f"clip {layer.name!r}: {layer.source.path}: {reason}", clip=layer.name)
-        plan.warn(f"clip {layer.name!r}: audio unreadable ({reason}), silence rendered")
-
-    mixer = Mixer(plan.audio, fps, audio_problem) if has_audio else None
+    composer = Composer(plan, output.strict)
+    mixer = Mixer(plan.audio, fps, audio_problem_reporter(plan, spec)) if has_audio else None
     collector = Collector(plan.frames, fps, width, height)
-    layers = sorted(plan.video, key=lambda layer: layer.first)
-    pending = 0
-    active: list[Layer] = []
     samples_done = 0
     ok = False
     try:
         for index in range(plan.frames):
             check()
-            while pending < len(layers) and layers[pending].first <= index:
-                active.append(layers[pending])
-                pending += 1
-            for layer in [layer for layer in active if layer.last <= index]:
-                active.remove(layer)
-                pictures.close(layer)
-            image, has_picture, name = _compose_frame(pictures, active, index, width, height)
+            image, has_picture, name = composer.frame(index)
             collector.offer(index, image, has_picture)
-            compose.burn_in(
-                image,
-                tc=compose.timecode(plan.start_frame + index, fps) if burn.timecode else None,
-                clip=name if burn.clipName else None,
-                label=burn.label or None,
-            )
+            burn(image, plan, spec, index, name)
             encoder.write_video(image)
             if mixer is not None:
                 target = round((index + 1) * AUDIO_RATE / fps)
@@ -183,7 +211,7 @@ def render_video(
     except (av.FFmpegError, OSError) as exc:
         raise RenderError(f"encoding preview.mp4 failed: {type(exc).__name__}: {exc}") from exc
     finally:
-        pictures.close()
+        composer.close()
         if mixer is not None:
             mixer.close()
         if not ok:

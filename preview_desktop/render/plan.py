@@ -106,6 +106,8 @@ class Plan:
     clip_count: int = 0
     start_frame: int = 0  # timeline's global start (for the timecode burn-in), in output frames
     timeline_format: str = ""
+    # lists that also receive every warning (even repeats): the segment cache stores a segment's own warnings
+    warning_sinks: list[list[str]] = field(default_factory=list, repr=False)
 
     @property
     def duration(self) -> float:
@@ -117,6 +119,9 @@ class Plan:
         return fps_fraction(self.fps)
 
     def warn(self, message: str) -> None:
+        for sink in self.warning_sinks:
+            if message not in sink:
+                sink.append(message)
         if message not in self.warnings:
             self.warnings.append(message)
 

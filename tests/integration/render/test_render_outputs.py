@@ -50,7 +50,7 @@ def test_artifacts_and_preview_json_shape(tmp_path: Path, render) -> None:
     on_disk = json.loads((out / "preview.json").read_text())
     assert on_disk == doc
     assert set(doc) == {"jobId", "projectId", "status", "createdAt", "startedAt", "finishedAt", "renderSeconds",
-                        "dryRun", "timeline", "video", "poster", "thumbnails", "warnings", "renderer"}
+                        "dryRun", "timeline", "video", "poster", "thumbnails", "warnings", "renderer", "cache"}
     assert set(doc["video"]) == {"file", "codec", "width", "height", "fps", "frames", "durationSeconds", "audio",
                                  "bytes", "sha256"}
     assert doc["status"] == "succeeded" and doc["dryRun"] is False

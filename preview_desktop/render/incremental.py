@@ -1,0 +1,217 @@
+"""The incremental render: reuse every cached segment and AAC chunk whose inputs are unchanged, render the
+rest, join them into preview.mp4 without re-encoding, and make the poster and thumbnails.
+
+Each newly rendered segment is encoded into a temporary MP4 inside the output folder, indexed in the store only
+once complete (a cancel or failure leaves nothing behind), and joined from that temporary file, so even a store
+too small to keep it (or another process evicting it) cannot break this render.
+
+Thumbnails and the poster are taken before burn-ins, as in the single-pass renderer: each segment keeps a small
+JPEG of every frame (the sprite needs frames at whole seconds, which move after a ripple) and per-frame flags
+(real picture? good poster?). The poster frame is picked by the same rule as `artifacts.Collector`, then its
+full-size picture comes from the store (PNG, keyed by segment and offset) or is composed again from the sources
+(one frame).
+"""
+
+from __future__ import annotations
+
+import bisect
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+import cv2
+import numpy as np
+
+from ..core.spec import JobSpec
+from ..errors import RenderError
+from .artifacts import Collector, looks_like_picture
+from .audio_cache import render_audio
+from .codec import Encoder
+from .concat import Part, assemble
+from .pipeline import Composer, burn
+from .plan import Plan
+from .segment_cache import SegmentMeta, SegmentStore
+from .segments import Identities, Segment, plan_segments
+
+CheckFn = Callable[[], None]
+ProgressFn = Callable[[int, int], None]
+THUMB_QUALITY = 90
+
+
+class IncrementalRender:
+    """One render through the segment store; `run()` writes preview.mp4, poster.jpg, thumbs.jpg/.vtt."""
+
+    def __init__(self, plan: Plan, spec: JobSpec, out_dir: Path, store: SegmentStore, *,
+                 check: CheckFn, progress: ProgressFn) -> None:
+        self.plan = plan
+        self.spec = spec
+        self.out_dir = out_dir
+        self.store = store
+        self.check = check
+        self.progress = progress
+        self.collector = Collector(plan.frames, plan.fps, plan.width, plan.height)
+        self.identities = Identities()
+        self.composer: Composer | None = None
+        self.done = 0
+        self.counts = {"segmentsReused": 0, "segmentsRendered": 0, "audioChunksReused": 0,
+                       "audioChunksRendered": 0}
+
+    def run(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(thumbnails entry of preview.json, facts: frames, cache counts)."""
+        segments = plan_segments(self.plan, self.spec, self.identities)
+        work = self.out_dir / ".segments"
+        work.mkdir()
+        handles: list[BinaryIO] = []
+        try:
+            parts, metas = self._video(segments, work, handles)
+            audio = None
+            if self.spec.output.audio:
+                audio, counts = render_audio(self.plan, self.spec, self.store, check=self.check,
+                                             identities=self.identities)
+                self.counts["audioChunksReused"] = counts["reused"]
+                self.counts["audioChunksRendered"] = counts["rendered"]
+            self.check()
+            frames = assemble(self.out_dir / "preview.mp4", parts, audio, rate=self.plan.rate, check=self.check)
+            if frames != self.plan.frames:
+                raise RenderError(f"joined video has {frames} frames, the plan {self.plan.frames}")
+            thumbnails = self._artifacts(segments, metas)
+        finally:
+            for handle in handles:
+                handle.close()
+            if self.composer is not None:
+                self.composer.close()
+            shutil.rmtree(work, ignore_errors=True)
+            self.store.cull()
+        return thumbnails, {"frames": frames, "cache": dict(self.counts)}
+
+    # video ------------------------------------------------------------------------------------------------
+    def _video(self, segments: list[Segment], work: Path,
+               handles: list[BinaryIO]) -> tuple[list[Part], list[SegmentMeta]]:
+        parts: list[Part] = []
+        metas: list[SegmentMeta] = []
+        for number, segment in enumerate(segments):
+            self.check()
+            hit = self.store.get_video(segment.key)
+            if hit is not None and hit[1].frames == segment.frames:
+                handle, meta = hit
+                handles.append(handle)
+                parts.append(handle)
+                metas.append(meta)
+                for message in meta.warnings:
+                    self.plan.warn(message)
+                self.counts["segmentsReused"] += 1
+                self.done += segment.frames
+                self.progress(self.done, self.plan.frames)
+                continue
+            if hit is not None:
+                hit[0].close()
+            path = work / f"{number:06d}.mp4"
+            meta = self._render_segment(segment, path)
+            self.store.put_video(segment.key, path, meta)
+            parts.append(path)
+            metas.append(meta)
+            self.counts["segmentsRendered"] += 1
+        return parts, metas
+
+    def _render_segment(self, segment: Segment, path: Path) -> SegmentMeta:
+        plan, spec = self.plan, self.spec
+        if self.composer is None:
+            self.composer = Composer(plan, spec.output.strict)
+        encoder = Encoder(path, plan.width, plan.height, plan.rate, preset=spec.output.preset, audio=False)
+        sink: list[str] = []
+        plan.warning_sinks.append(sink)
+        thumbs: list[bytes] = []
+        picture = bytearray()
+        good = bytearray()
+        ok = False
+        try:
+            for index in range(segment.start, segment.stop):
+                self.check()
+                image, has_picture, name = self.composer.frame(index)
+                thumbs.append(self._thumb(image))
+                picture.append(has_picture)
+                good.append(has_picture and looks_like_picture(image))
+                burn(image, plan, spec, index, name)
+                encoder.write_video(image)
+                self.done += 1
+                self.progress(self.done, plan.frames)
+            encoder.finish()
+            ok = True
+        except (av.FFmpegError, OSError) as exc:
+            raise RenderError(f"encoding a segment at frame {segment.start} failed: {exc}") from exc
+        finally:
+            plan.warning_sinks.remove(sink)
+            if not ok:
+                encoder.abort()
+        return SegmentMeta(segment.frames, thumbs, bytes(picture), bytes(good), sink)
+
+    def _thumb(self, image: np.ndarray) -> bytes:
+        size = (self.collector.thumb_w, self.collector.thumb_h)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
+        if not ok:
+            raise RenderError("could not encode a thumbnail")
+        return data.tobytes()
+
+    # poster and thumbnails --------------------------------------------------------------------------------
+    def _artifacts(self, segments: list[Segment], metas: list[SegmentMeta]) -> dict[str, Any]:
+        collector = self.collector
+        starts = [segment.start for segment in segments]
+
+        def locate(index: int) -> tuple[int, int]:
+            number = bisect.bisect_right(starts, index) - 1
+            return number, index - starts[number]
+
+        for k in range(collector.count):
+            number, offset = locate(k * collector.interval)
+            data = np.frombuffer(metas[number].thumbs[offset], dtype=np.uint8)
+            collector.thumbs[k] = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        picture = b"".join(meta.picture for meta in metas)
+        good = b"".join(meta.good for meta in metas)
+        chosen = choose_poster(picture, good, collector.interval, collector.target)
+        number, offset = locate(chosen if chosen is not None else 0)
+        collector.poster = self._clean_frame(segments[number], offset)
+        return collector.write(self.out_dir)
+
+    def _clean_frame(self, segment: Segment, offset: int) -> np.ndarray:
+        """The full-size picture of one frame before burn-ins: from the store, else composed again."""
+        key = f"p{segment.key}:{offset}"
+        data = self.store.get_bytes(key)
+        if data is not None:
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+            if image is not None and image.shape[:2] == (self.plan.height, self.plan.width):
+                return image
+        composer = Composer(self.plan, self.spec.output.strict)
+        try:
+            image, _picture, _name = composer.frame(segment.start + offset)
+        finally:
+            composer.close()
+        ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if ok:
+            self.store.put_bytes(key, png.tobytes())
+        return image
+
+
+def choose_poster(picture: bytes, good: bytes, interval: int, target: int) -> int | None:
+    """The frame `artifacts.Collector.offer` would keep, from per-frame flags: the good picture nearest
+    `target` among the sampled frames (the first good one wherever it is), else the first real picture."""
+    chosen: int | None = None
+    distance = float("inf")
+    chosen_good = False
+    for index, has_picture in enumerate(picture):
+        if not has_picture:
+            continue
+        if chosen_good and index % interval != 0 and index != target:
+            continue
+        is_good = bool(good[index])
+        if (is_good and (not chosen_good or abs(index - target) < distance)) or (not chosen_good and chosen is None):
+            chosen, distance, chosen_good = index, abs(index - target), is_good
+    return chosen
+
+
+def render_incremental(plan: Plan, spec: JobSpec, out_dir: Path, store: SegmentStore, *,
+                       check: CheckFn, progress: ProgressFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the artifacts through the segment store; returns (thumbnails entry, facts incl. cache counts)."""
+    return IncrementalRender(plan, spec, out_dir, store, check=check, progress=progress).run()

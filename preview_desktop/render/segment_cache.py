@@ -1,0 +1,153 @@
+"""The segment store: encoded video segments, AAC chunks and poster frames under DATA_DIR/cache/segments.
+
+One diskcache `Cache` holds everything, so one size limit (PREVIEW_CACHE_MAX_BYTES) and one least-recently-used
+eviction cover video, audio and posters. diskcache makes every entry appear whole: a value is written to its
+own file first and indexed in the same SQLite transaction that makes it visible, so a render killed mid-write
+never leaves a half segment in the index; its per-connection transactions make it safe for the renderer's
+threads and for several processes sharing DATA_DIR.
+
+A video segment is two entries: the MP4 file (key `v…`) and its metadata (`m` + key: frame count, per-frame
+thumbnails and poster flags, warnings). A lookup needs both; if eviction took one, the segment is rendered again.
+The cache only ever saves work: any error reading it counts as a miss, any error writing it is logged and the
+render goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+# unreadable or stale entries (a renamed class in an old pickle) are misses, not failures
+_ERRORS = (OSError, sqlite3.Error, EOFError, ValueError, pickle.UnpicklingError, AttributeError, ImportError)
+
+
+@dataclass
+class SegmentMeta:
+    """What a cached segment carries besides its pictures: enough to make thumbnails and pick a poster."""
+
+    frames: int
+    thumbs: list[bytes]  # one JPEG per frame, thumbnail size, before burn-ins
+    picture: bytes  # per frame: 1 when the frame shows real picture (not a gap or slate)
+    good: bytes  # per frame: 1 when it would make a good poster (not near-black, not flat)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AudioPacket:
+    pts: int  # in samples (1/48000 s)
+    duration: int
+    data: bytes
+
+
+@dataclass
+class CachedAudio:
+    packets: list[AudioPacket]
+    warnings: list[str]
+
+
+class SegmentStore:
+    """Get/put for segments, AAC chunks and poster frames; `max_bytes` bounds the whole store."""
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        import diskcache
+
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cache = diskcache.Cache(
+            directory=str(directory),
+            size_limit=max_bytes,
+            eviction_policy="least-recently-used",
+            cull_limit=20,
+        )
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def __enter__(self) -> SegmentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # video ------------------------------------------------------------------------------------------------
+    def get_video(self, key: str) -> tuple[BinaryIO, SegmentMeta] | None:
+        """An open handle on the segment's MP4 (valid even if another process evicts it meanwhile) + its meta."""
+        try:
+            meta = self.cache.get("m" + key)
+            if not isinstance(meta, SegmentMeta):
+                return None
+            handle = self.cache.get(key, read=True)
+        except _ERRORS as exc:
+            log.warning("segment cache read failed (%s): treated as a miss", exc)
+            return None
+        if handle is None:
+            return None
+        return handle, meta
+
+    def put_video(self, key: str, mp4: Path, meta: SegmentMeta) -> None:
+        """Index a finished segment file (copied into the store; the caller keeps `mp4`)."""
+        try:
+            with mp4.open("rb") as handle:
+                self.cache.set(key, handle, read=True)
+            self.cache.set("m" + key, meta)
+        except _ERRORS as exc:
+            log.warning("segment cache write failed (%s): segment not cached", exc)
+
+    # audio ------------------------------------------------------------------------------------------------
+    def get_audio(self, key: str) -> CachedAudio | None:
+        try:
+            value = self.cache.get(key)
+        except _ERRORS as exc:
+            log.warning("segment cache read failed (%s): treated as a miss", exc)
+            return None
+        return value if isinstance(value, CachedAudio) else None
+
+    def put_audio(self, key: str, value: CachedAudio) -> None:
+        try:
+            self.cache.set(key, value)
+        except _ERRORS as exc:
+            log.warning("segment cache write failed (%s): audio chunk not cached", exc)
+
+    # poster -----------------------------------------------------------------------------------------------
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            value = self.cache.get(key)
+        except _ERRORS as exc:
+            log.warning("segment cache read failed (%s): treated as a miss", exc)
+            return None
+        return value if isinstance(value, bytes) else None
+
+    def put_bytes(self, key: str, value: bytes) -> None:
+        try:
+            self.cache.set(key, value)
+        except _ERRORS as exc:
+            log.warning("segment cache write failed (%s)", exc)
+
+    # upkeep -----------------------------------------------------------------------------------------------
+    def cull(self) -> None:
+        """Evict least-recently-used entries until the store fits its limit (sets only cull a few at a time)."""
+        try:
+            self.cache.cull()
+        except _ERRORS as exc:
+            log.warning("segment cache cull failed (%s)", exc)
+
+    def volume(self) -> int:
+        return int(self.cache.volume())
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+
+def store_dir(data_dir: Path) -> Path:
+    return data_dir / "cache" / "segments"
+
+
+def open_store(data_dir: Path, max_bytes: int) -> SegmentStore:
+    return SegmentStore(store_dir(data_dir), max_bytes)
+

@@ -1,0 +1,212 @@
+"""Where the incremental renderer cuts the plan, and the cache key of every piece.
+
+Video: the plan is cut wherever the set of layers changes (clip and dissolve edges), and each run between cuts
+is cut again every GOP (2 s) counted from the run's own start, so trimming a clip's tail only changes its last
+piece. A segment's key holds everything its pixels depend on — and nothing absolute in time unless the
+record-timecode burn-in is on — so after a ripple edit the untouched segments keep their keys.
+
+Audio: AAC frames are 1024 samples on a grid anchored at the start of the stream, so audio is cut on a fixed grid
+of `AUDIO_CHUNK` samples; a chunk's key holds every mix input that reaches its encode window (the chunk plus
+pre-roll and post-roll, see audio_cache.py). Keys are sha256 hex digests of canonical JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..core.spec import JobSpec
+from .codec import AUDIO_RATE, ENCODE_THREADS
+from .plan import Layer, Plan, Source
+
+FORMAT = 1  # bump when the segment/chunk layout or anything keyed implicitly changes
+VIDEO_CRF = "23"  # codec.Encoder's CRF; part of every key
+AUDIO_BIT_RATE = 128000
+AAC_FRAME = 1024
+AUDIO_CHUNK = 60 * AAC_FRAME  # 1.28 s: big enough that pre-/post-roll overhead stays ~7 %
+AUDIO_PREROLL = 2 * AAC_FRAME  # warms the encoder up on the audio before the chunk
+AUDIO_POSTROLL = 2 * AAC_FRAME  # lets the chunk's last frames see the audio after it (MDCT overlap)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Output frames [start, stop), rendered and cached as one MP4 keyed by `key`."""
+
+    start: int
+    stop: int
+    key: str
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Samples [start, stop) of the output audio, encoded from the window [window_start, window_stop)."""
+
+    start: int
+    stop: int
+    window_start: int
+    window_stop: int
+    key: str
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _library_versions() -> dict[str, Any]:
+    """The codec libraries' versions: a new libx264/FFmpeg may produce different bytes (and avcC)."""
+    import av
+
+    return {"av": av.__version__, "libs": {k: list(v) for k, v in sorted(av.library_versions.items())}}
+
+
+class Identities:
+    """Source identity (path + size + mtime_ns, per file) computed once per plan: a changed file changes keys."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def of(self, source: Source) -> Any:
+        if source.kind in ("black", "offline"):
+            return [source.kind, str(source.path) if source.path else None, source.reason]
+        key = f"{source.kind}:{source.path}:{source.pattern}:{source.start_frame}:{source.end_frame}"
+        if key not in self._cache:
+            self._cache[key] = self._compute(source)
+        return self._cache[key]
+
+    def _compute(self, source: Source) -> Any:
+        if source.kind == "sequence" and source.pattern:
+            stats = hashlib.sha256()
+            for number in range(source.start_frame, source.end_frame + 1):
+                stats.update(repr(_stat(Path(source.pattern % number))).encode())
+            return ["sequence", source.pattern, source.start_frame, source.end_frame, source.rate,
+                    stats.hexdigest()]
+        return [source.kind, str(source.path), _stat(source.path) if source.path else None,
+                source.start_time, source.width, source.height]
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def output_key(plan: Plan, spec: JobSpec) -> dict[str, Any]:
+    """Everything about the encode that every segment shares."""
+    return {
+        "format": FORMAT,
+        "renderer": __version__,
+        **_library_versions(),
+        "width": plan.width,
+        "height": plan.height,
+        "rate": str(plan.rate),
+        "preset": spec.output.preset,
+        "crf": VIDEO_CRF,
+        "gop": gop_frames(plan),
+        "threads": ENCODE_THREADS,
+        "strict": spec.output.strict,
+    }
+
+
+def gop_frames(plan: Plan) -> int:
+    """codec.Encoder's keyframe interval (2 s); also the longest segment."""
+    return max(1, round(float(plan.rate) * 2))
+
+
+def cut_points(plan: Plan) -> list[int]:
+    """Frames where the set of layers changes, plus the two ends."""
+    points = {0, plan.frames}
+    for layer in plan.video:
+        points.update((layer.first, layer.last))
+    return sorted(p for p in points if 0 <= p <= plan.frames)
+
+
+def plan_segments(plan: Plan, spec: JobSpec, identities: Identities | None = None) -> list[Segment]:
+    """The plan cut into segments, each with its key."""
+    identities = identities or Identities()
+    shared = output_key(plan, spec)
+    gop = gop_frames(plan)
+    layers = sorted(plan.video, key=lambda layer: layer.first)
+    segments: list[Segment] = []
+    points = cut_points(plan)
+    for run_start, run_stop in itertools.pairwise(points):
+        for start in range(run_start, run_stop, gop):
+            stop = min(run_stop, start + gop)
+            key = _segment_key(plan, spec, shared, identities, layers, start, stop)
+            segments.append(Segment(start, stop, key))
+    return segments
+
+
+def _segment_key(plan: Plan, spec: JobSpec, shared: dict[str, Any], identities: Identities,
+                 layers: list[Layer], start: int, stop: int) -> str:
+    burn = spec.output.burnIn
+    parts = []
+    for layer in layers:
+        if layer.last <= start or layer.first >= stop:
+            continue
+        parts.append({
+            "source": identities.of(layer.source),
+            "name": layer.name,  # shown by the clip-name burn-in and on offline slates
+            "track": layer.track,
+            # source time at frame f is src_in + (f - rec_in) / fps * speed: the same floats after a ripple
+            "time": [repr(layer.src_in), start - layer.rec_in, repr(layer.speed), repr(plan.fps)],
+            "opacity": [round(layer.opacity(f), 9) for f in range(start, stop)],
+        })
+    data = {
+        **shared,
+        "frames": stop - start,
+        "layers": parts,
+        "label": burn.label or None,
+        "clipName": burn.clipName,
+        # the record timecode makes the pixels depend on where the segment sits in the timeline
+        "timecode": plan.start_frame + start if burn.timecode else None,
+    }
+    return "v" + _digest(data)
+
+
+def total_samples(plan: Plan) -> int:
+    """The audio length the single-pass renderer writes for `plan.frames` frames."""
+    return round(plan.frames * AUDIO_RATE / plan.fps)
+
+
+def plan_audio_chunks(plan: Plan, spec: JobSpec, identities: Identities | None = None) -> list[AudioChunk]:
+    """The audio cut on the fixed AAC-aligned grid, each chunk keyed by the mix inputs of its encode window."""
+    identities = identities or Identities()
+    total = total_samples(plan)
+    shared = {
+        "format": FORMAT, "renderer": __version__, **_library_versions(), "codec": "aac",
+        "bitRate": AUDIO_BIT_RATE, "rate": AUDIO_RATE, "strict": spec.output.strict, "fps": repr(plan.fps),
+    }
+    chunks = []
+    for start in range(0, total, AUDIO_CHUNK):
+        stop = min(total, start + AUDIO_CHUNK)
+        window_start = 0 if start == 0 else start - AUDIO_PREROLL
+        window_stop = total if stop + AUDIO_POSTROLL >= total else stop + AUDIO_POSTROLL
+        parts = []
+        for layer in sorted(plan.audio, key=lambda item: item.first):
+            first = round(layer.first * AUDIO_RATE / plan.fps)
+            last = round(layer.last * AUDIO_RATE / plan.fps)
+            if last <= window_start or first >= window_stop:
+                continue
+            parts.append({
+                "source": identities.of(layer.source),
+                "name": layer.name,  # named in the warning when its audio is unreadable
+                "recIn": layer.rec_in, "srcIn": repr(layer.src_in), "speed": repr(layer.speed),
+                "span": [first, last], "fadeIn": layer.fade_in, "fadeOut": layer.fade_out,
+            })
+        data = {**shared, "start": start, "stop": stop, "window": [window_start, window_stop],
+                "last": stop == total, "layers": parts}
+        chunks.append(AudioChunk(start, stop, window_start, window_stop, "a" + _digest(data)))
+    return chunks
