@@ -1,9 +1,9 @@
 """Where the incremental renderer cuts the plan, and the cache key of every piece.
 
-Video: the plan is cut wherever the set of layers changes (clip and dissolve edges), and each run between cuts
-is cut again every GOP (2 s) counted from the run's own start, so trimming a clip's tail only changes its last
-piece. A segment's key holds everything its pixels depend on — and nothing absolute in time unless the
-record-timecode burn-in is on — so after a ripple edit the untouched segments keep their keys.
+Video: the plan is cut wherever the set of layers changes (clip and dissolve edges), and each clip again every
+GOP (2 s) counted from its own record in, so trimming a clip's tail or moving a dissolve at its head only
+changes the pieces touched. A segment's key holds everything its pixels depend on — and nothing absolute in
+time unless the record-timecode burn-in is on — so after a ripple edit the untouched segments keep their keys.
 
 Audio: AAC frames are 1024 samples on a grid anchored at the start of the stream, so audio is cut on a fixed grid
 of `AUDIO_CHUNK` samples; a chunk's key holds every mix input that reaches its encode window (the chunk plus
@@ -126,23 +126,28 @@ def gop_frames(plan: Plan) -> int:
 
 
 def cut_points(plan: Plan) -> list[int]:
-    """Frames where the set of layers changes, plus the two ends."""
+    """Frames where the set of layers changes, every GOP counted from each clip's record in, and the two ends.
+
+    Counting from the clip's own cut (not from the previous cut point) keeps a clip's pieces the same when a
+    dissolve at its head moves or the clip before it is trimmed: only the pieces that changed change.
+    """
+    gop = gop_frames(plan)
     points = {0, plan.frames}
     for layer in plan.video:
-        points.update((layer.first, layer.last))
+        points.update((layer.first, layer.last, layer.rec_in, layer.rec_out))
+        points.update(range(layer.rec_in + gop, layer.rec_out, gop))
     return sorted(p for p in points if 0 <= p <= plan.frames)
 
 
 def plan_segments(plan: Plan, spec: JobSpec, identities: Identities | None = None) -> list[Segment]:
-    """The plan cut into segments, each with its key."""
+    """The plan cut into segments of at most one GOP, each with its key."""
     identities = identities or Identities()
     shared = output_key(plan, spec)
     gop = gop_frames(plan)
     layers = sorted(plan.video, key=lambda layer: layer.first)
     segments: list[Segment] = []
-    points = cut_points(plan)
-    for run_start, run_stop in itertools.pairwise(points):
-        for start in range(run_start, run_stop, gop):
+    for run_start, run_stop in itertools.pairwise(cut_points(plan)):
+        for start in range(run_start, run_stop, gop):  # long gaps and overlaps: one GOP at a time
             stop = min(run_stop, start + gop)
             key = _segment_key(plan, spec, shared, identities, layers, start, stop)
             segments.append(Segment(start, stop, key))
