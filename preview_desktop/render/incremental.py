@@ -54,6 +54,7 @@ class IncrementalRender:
         self.collector = Collector(plan.frames, plan.fps, plan.width, plan.height)
         self.identities = Identities()
         self.composer: Composer | None = None
+        self.target_image: np.ndarray | None = None  # the clean frame one third in, when rendered here
         self.done = 0
         self.counts = {"segmentsReused": 0, "segmentsRendered": 0, "audioChunksReused": 0,
                        "audioChunksRendered": 0}
@@ -131,6 +132,8 @@ class IncrementalRender:
                 self.check()
                 image, has_picture, name = self.composer.frame(index)
                 thumbs.append(self._thumb(image))
+                if index == self.collector.target:  # usually the poster: saves composing it again
+                    self.target_image = image.copy()
                 picture.append(has_picture)
                 good.append(has_picture and looks_like_picture(image))
                 burn(image, plan, spec, index, name)
@@ -171,13 +174,19 @@ class IncrementalRender:
         picture = b"".join(meta.picture for meta in metas)
         good = b"".join(meta.good for meta in metas)
         chosen = choose_poster(picture, good, collector.interval, collector.target)
-        number, offset = locate(chosen if chosen is not None else 0)
-        collector.poster = self._clean_frame(segments[number], offset)
+        index = chosen if chosen is not None else 0
+        number, offset = locate(index)
+        rendered = self.target_image if index == collector.target else None
+        collector.poster = self._clean_frame(segments[number], offset, rendered)
         return collector.write(self.out_dir)
 
-    def _clean_frame(self, segment: Segment, offset: int) -> np.ndarray:
-        """The full-size picture of one frame before burn-ins: from the store, else composed again."""
+    def _clean_frame(self, segment: Segment, offset: int, rendered: np.ndarray | None) -> np.ndarray:
+        """The full-size picture of one frame before burn-ins: rendered in this run, from the store, or
+        composed again from the sources (one seek: costs up to a source GOP of decoding)."""
         key = f"p{segment.key}:{offset}"
+        if rendered is not None:
+            self._keep_frame(key, rendered)
+            return rendered
         data = self.store.get_bytes(key)
         if data is not None:
             image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -188,10 +197,14 @@ class IncrementalRender:
             image, _picture, _name = composer.frame(segment.start + offset)
         finally:
             composer.close()
-        ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if ok:
-            self.store.put_bytes(key, png.tobytes())
+        self._keep_frame(key, image)
         return image
+
+    def _keep_frame(self, key: str, image: np.ndarray) -> None:
+        if self.store.get_bytes(key) is None:
+            ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if ok:
+                self.store.put_bytes(key, png.tobytes())
 
 
 def choose_poster(picture: bytes, good: bytes, interval: int, target: int) -> int | None:
