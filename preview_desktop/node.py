@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from .core.handler import HandlerRegistry, JobContext
 from .core.job import Job
 from .engine.engine import Engine
+from .engine.gc_guard import MainThreadGC
 from .queue.local import LocalStore
 from .settings import Settings
 
@@ -67,6 +68,7 @@ class Node:
         self.loop = loop
         self.store = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
         self.engine = Engine(settings, self.store, registry or default_registry(), loop)
+        self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
         self.api: Any = None
         self.farm: Any = None
@@ -94,6 +96,7 @@ class Node:
         return farm
 
     async def start(self) -> None:
+        self.gc.start()
         await self.engine.start()
         for component in self.components:
             await component.start()
@@ -108,3 +111,4 @@ class Node:
                 log.exception("stopping %s failed", type(component).__name__)
         self.engine.close()
         self.store.close()
+        self.gc.stop()

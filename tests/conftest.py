@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,3 +46,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 @pytest.fixture
 def data_dir(isolated_env: Path) -> Path:
     return isolated_env
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_qt_thread() -> Iterator[None]:
+    """As the program does (engine/gc_guard.py): no automatic collection, which could run in a render thread and
+    destroy an earlier test's Qt objects there; each test's garbage is collected after it, on the Qt thread."""
+    gc.disable()
+    yield
+    gc.collect()

@@ -187,6 +187,7 @@ class Engine:
 
     def close(self) -> None:
         self._store_thread.shutdown(wait=True)
+        self.pool.close()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
