@@ -9,17 +9,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.job import Job, JobState
 from .errors import JobNotFound, PreviewError
-from .queue.local import LocalStore
 from .settings import Settings
+
+if TYPE_CHECKING:  # the store pulls in pydantic and diskcache: `render` on a cache hit needs neither
+    from .queue.local import LocalStore
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _store(settings: Settings) -> LocalStore:
+    from .queue.local import LocalStore
+
     return LocalStore(settings.queue_dir, queue_max=settings.queue_max)
 
 
@@ -220,24 +224,38 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------------------------------- render, demo
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from .core.handler import JobContext
-    from .core.intake import prepare_spec
     from .core.job import Job, new_job_id
-    from .render.api import render_foreground
+    from .render.api import render_foreground, reuse_foreground
+
+    out = Path(args.out).absolute()
+    created = time.time()
+    request = None
+    if not args.dry_run:  # the output cache's fast path: a request that rendered before, unchanged since
+        result, request = reuse_foreground(args.source, Path.cwd(), _overrides(args), out, settings=settings,
+                                           created_at=created)
+        if result is not None:
+            return _report_render(args, out, result)
+    from .core.intake import prepare_spec
 
     spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args))
-    job = Job(id=new_job_id(), project_id=spec.projectId, spec=spec.to_wire())
+    job = Job(id=new_job_id(), project_id=spec.projectId, spec=spec.to_wire(), created_at=created)
     bar = _TerminalBar(enabled=not args.json and sys.stderr.isatty())
     ctx = JobContext(job=job, progress_fn=bar.update, services={"settings": settings})
     previous = signal.signal(signal.SIGINT, lambda *_: ctx.cancel_event.set())
     try:
-        result = render_foreground(spec, Path(args.out).absolute(), settings=settings, ctx=ctx)
+        result = render_foreground(spec, out, settings=settings, ctx=ctx, request=request)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+    return _report_render(args, out, result)
+
+
+def _report_render(args: argparse.Namespace, out: Path, result: dict[str, Any]) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"rendered {Path(args.out).absolute()}")
+        reused = f" (reused the artifacts of job {result['reusedFrom']})" if result.get("reusedFrom") else ""
+        print(f"rendered {out}{reused}")
         for warning in result.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UnsafePath
-from .spec import PROJECT_ID_RE
+from .ids import PROJECT_ID_RE
 
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
 _WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:[\\/]|^[A-Za-z]:$")

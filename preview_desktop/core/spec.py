@@ -7,7 +7,6 @@ default wastes a render. Every refusal names the field (`output.width: ...`).
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -22,9 +21,9 @@ from pydantic import (
 )
 
 from ..errors import InvalidSpec
+from .ids import PROJECT_ID_PATTERN
+from .ids import PROJECT_ID_RE as PROJECT_ID_RE  # re-exported: callers import it from here
 
-PROJECT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-PROJECT_ID_RE = re.compile(PROJECT_ID_PATTERN)
 MAX_SECONDS_LIMIT = 4 * 3600
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")

@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ..core.spec import JobSpec
     from ..settings import Settings
 
-__all__ = ["make_demo", "render_foreground", "render_job", "render_to_folder"]
+__all__ = ["make_demo", "render_foreground", "render_job", "render_to_folder", "reuse_foreground"]
 
 
 def render_to_folder(
@@ -34,9 +35,11 @@ def render_to_folder(
     settings: Settings,
     ctx: JobContext,
     created_at: float | None = None,
+    inputs: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Render the spec's artifacts (or a dry-run preview.json) into `out_dir`, an existing empty folder.
 
+    `inputs`, when given, receives the files the render reads, stat'ed before reading (for the output cache).
     Raises InvalidInput subclasses for bad input, MediaError for offline media under `strict`, RenderError
     (naming clip, file and reason) for failures while rendering, JobCancelled/JobTimeout from `ctx.check()`.
     """
@@ -47,6 +50,10 @@ def render_to_folder(
     check = _checker(ctx, settings)
     check()
     plan, loaded = build_plan(spec, settings)
+    if inputs is not None:
+        from .output_cache import plan_inputs
+
+        inputs.extend(plan_inputs(plan, loaded))
     offline = [layer for layer in plan.video if layer.source.kind == "offline"]
     if spec.output.strict and offline:
         first = offline[0]
@@ -136,34 +143,171 @@ def render_job(job: Job, ctx: JobContext) -> dict[str, Any]:
     layout.remove_staging_for(job.id)
     staging = layout.staging_dir(spec.projectId, job.id)
     try:
-        document = render_to_folder(
+        document, record = _render_or_reuse(
             spec, staging, job_id=job.id, settings=settings, ctx=ctx, created_at=job.created_at
         )
-        layout.publish(staging, spec.projectId, job.id)
+        final = layout.publish(staging, spec.projectId, job.id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    record(final)
     return document
 
 
-def render_foreground(spec: JobSpec, out_dir: Path, *, settings: Settings, ctx: JobContext) -> dict[str, Any]:
+def _render_or_reuse(
+    spec: JobSpec, folder: Path, *, job_id: str, settings: Settings, ctx: JobContext, created_at: float | None,
+    request: str | None = None,
+) -> tuple[dict[str, Any], Callable[[Path], None]]:
+    """Reuse a finished job's artifacts when the whole input is the same (render/output_cache.py), else render.
+
+    Returns the preview.json object and `record(published_folder)`, to call once the folder is in place: it
+    remembers the render (or the new copy) in the output cache. Never fails a job for a broken cache.
+    """
+    from . import output_cache as oc
+
+    keyed = None
+    if not spec.dryRun and settings.cache_max_bytes > 0:  # PREVIEW_CACHE_MAX_BYTES=0 turns every cache off
+        try:
+            keyed = oc.output_key(spec.to_wire(), settings.effective_media_roots)
+        except oc.CACHE_ERRORS as exc:
+            oc.log.warning("output cache: cannot key job %s (%s)", job_id, exc)
+    if keyed is None:
+        return render_to_folder(spec, folder, job_id=job_id, settings=settings, ctx=ctx,
+                                created_at=created_at), lambda _folder: None
+    key, digest = keyed
+    document = _reuse(key, folder, settings=settings, ctx=ctx, job_id=job_id, project_id=spec.projectId,
+                      created_at=created_at)
+    if document is not None:
+        return document, lambda published: _record(settings, "add_copy", key, published, request=request,
+                                                   project_id=spec.projectId)
+    inputs: list[Any] = []
+    document = render_to_folder(spec, folder, job_id=job_id, settings=settings, ctx=ctx, created_at=created_at,
+                                inputs=inputs)
+    return document, lambda published: _record(settings, "remember", key, job_id=job_id, document=document,
+                                               folder=published, inputs=inputs, digest=digest, request=request)
+
+
+def _reuse(key: str, folder: Path, *, settings: Settings, ctx: JobContext, job_id: str, project_id: str,
+           created_at: float | None) -> dict[str, Any] | None:
+    """Link a finished job's artifacts into `folder` and write this job's preview.json; None on a miss."""
+    from . import output_cache as oc
+
+    started = time.time()
+    ctx.check()
+    cache = oc.open_cache(settings.data_dir)
+    if cache is None:
+        return None
+    try:
+        with cache:
+            found = cache.find(key)
+    except oc.CACHE_ERRORS as exc:
+        oc.log.warning("output cache: lookup failed (%s: %s); rendering", type(exc).__name__, exc)
+        return None
+    if found is None:
+        return None
+    entry, copy = found
+    if not oc.link_artifacts(copy, folder):
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        return None
+    document = oc.reused_document(entry, job_id=job_id, project_id=project_id, created_at=created_at,
+                                  started_at=started)
+    oc.write_document(folder, document)
+    frames = int((document.get("video") or {}).get("frames") or 0)
+    ctx.progress(frames, frames)
+    return document
+
+
+def _record(settings: Settings, method: str, key: str, *args: Any, **kwargs: Any) -> None:
+    from . import output_cache as oc
+
+    cache = oc.open_cache(settings.data_dir)
+    if cache is None:
+        return
+    try:
+        with cache:
+            getattr(cache, method)(key, *args, **kwargs)
+    except oc.CACHE_ERRORS as exc:
+        oc.log.warning("output cache: could not record %s (%s: %s)", key[:12], type(exc).__name__, exc)
+
+
+def render_foreground(spec: JobSpec, out_dir: Path, *, settings: Settings, ctx: JobContext,
+                      request: str | None = None) -> dict[str, Any]:
     """`preview-desktop render --out DIR`: the artifacts land directly in DIR, all at once.
 
     DIR is created when missing. An existing DIR must be empty or hold only a previous render's artifacts
     (preview.mp4, preview.json, poster.jpg, thumbs.jpg, thumbs.vtt), which are replaced; anything else is
-    refused (InvalidInput) rather than mixed with or deleted.
+    refused (InvalidInput) rather than mixed with or deleted. Identical input reuses a finished job's
+    artifacts; `request` (output_cache.request_key) lets the next identical command find them without
+    validating.
     """
     from ..core.job import new_job_id
 
     out_dir = Path(os.path.abspath(out_dir))
+    job_id = new_job_id()
+    records: list[Callable[[Path], None]] = []
+
+    def fill(staging: Path) -> dict[str, Any]:
+        document, record = _render_or_reuse(spec, staging, job_id=job_id, settings=settings, ctx=ctx,
+                                            created_at=ctx.job.created_at, request=request)
+        records.append(record)
+        return document
+
+    document = _place(out_dir, fill)
+    assert document is not None
+    records[0](out_dir)
+    return document
+
+
+def reuse_foreground(argument: str, cwd: Path, overrides: Mapping[str, Any], out_dir: Path, *,
+                     settings: Settings, created_at: float) -> tuple[dict[str, Any] | None, str | None]:
+    """The cache-hit path of `preview-desktop render`: no pydantic, av, cv2, numpy or OTIO is imported.
+
+    Returns (preview.json object, request key) on a hit; (None, request key) on a miss, and the caller
+    validates and renders as usual, passing the key to `render_foreground`.
+    """
+    from ..core.handler import JobContext
+    from ..core.job import Job, new_job_id
+    from . import output_cache as oc
+
+    if settings.cache_max_bytes <= 0:
+        return None, None
+    request = oc.request_key(argument, cwd, overrides, settings.effective_media_roots, oc.MAX_REQUEST_BYTES)
+    if request is None:
+        return None, None
+    cache = oc.open_cache(settings.data_dir)
+    if cache is None:
+        return None, request
+    try:
+        with cache:
+            resolved = cache.resolve_request(request)
+    except oc.CACHE_ERRORS:
+        return None, request
+    if resolved is None:
+        return None, request
+    key, project_id = resolved
+    out_dir = Path(os.path.abspath(out_dir))
+    job_id = new_job_id()
+    ctx = JobContext(job=Job(id=job_id, project_id=project_id, spec={}))
+    document = _place(out_dir, lambda staging: _reuse(key, staging, settings=settings, ctx=ctx, job_id=job_id,
+                                                      project_id=project_id, created_at=created_at))
+    if document is not None:
+        _record(settings, "add_copy", key, out_dir)
+    return document, request
+
+
+def _place(out_dir: Path, fill: Callable[[Path], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Fill a hidden sibling of DIR, then rename it into place, replacing a previous render's artifacts as a
+    whole. When `fill` returns None, DIR is left as it was."""
     _check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    job_id = new_job_id()
     staging = out_dir.parent / f".{out_dir.name}.staging-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        document = render_to_folder(spec, staging, job_id=job_id, settings=settings, ctx=ctx,
-                                    created_at=ctx.job.created_at)
+        document = fill(staging)
+        if document is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
         _check_out_dir(out_dir)
         if out_dir.exists():
             trash = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
