@@ -9,6 +9,7 @@ It also checks that reuse really happened, using the counts the renderer puts in
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,18 @@ def test_identical_timeline_reuses_everything(renderer: Renderer) -> None:
     _full, full_out = renderer(BASE, cache=False)
     assert_same_preview(decode(out / "preview.mp4"), decode(full_out / "preview.mp4"))
     assert (out / "poster.jpg").read_bytes() == (full_out / "poster.jpg").read_bytes()  # same frame, no burn-in
+
+
+def test_progress_covers_reused_segments(renderer: Renderer) -> None:
+    renderer(BASE)
+    seen: list[tuple[int, int]] = []
+    ctx = JobContext(job=make_ctx().job, progress_fn=lambda frame, frames: seen.append((frame, frames)))
+    edited = edit(lambda clips: clips[1].update({"in": 0.6, "out": 2.6}))
+    doc, _ = renderer(edited, ctx=ctx)
+    frames = doc["video"]["frames"]
+    assert seen[0] == (0, frames) and seen[-1] == (frames, frames)
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(seen))
+    assert len(seen) < frames  # reused segments advance in one step
 
 
 def test_replaced_clip(renderer: Renderer) -> None:
@@ -322,3 +335,41 @@ def test_two_threads_share_the_store(renderer: Renderer) -> None:
     reference = decode(full_out / "preview.mp4")
     assert_same_preview(decode(results[0][1] / "preview.mp4"), reference)
     assert_same_preview(decode(results[2][1] / "preview.mp4"), reference)
+
+
+_PROCESS_RENDER = """
+import json, sys
+from pathlib import Path
+from preview_desktop.render.api import render_to_folder
+from preview_desktop.settings import load_settings
+from tests.integration.render.conftest import JOB_ID, make_ctx, spec_for
+timeline, out, media = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+out.mkdir()
+spec = spec_for(timeline, mediaSearchPaths=[media])
+print(json.dumps(render_to_folder(spec, out, job_id=JOB_ID, settings=load_settings(), ctx=make_ctx())["cache"]))
+"""
+
+
+def test_two_processes_share_data_dir(renderer: Renderer, media: Path) -> None:
+    """Two processes render into one store at once (same timeline and an edit); then all is reused."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    edited = edit(lambda clips: clips[2].update({"in": 0.0, "out": 2.4}))
+    outs = [media / "proc-a", media / "proc-b"]
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_RENDER, json.dumps(t), str(o), str(media)],
+                              cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for t, o in zip([BASE, edited], outs, strict=True)]
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        counts = json.loads(stdout.strip().splitlines()[-1])
+        assert counts["segmentsRendered"] + counts["segmentsReused"] >= 5
+    doc, out = renderer(BASE)
+    assert doc["cache"]["segmentsRendered"] == 0 and doc["cache"]["audioChunksRendered"] == 0
+    _full, full_out = renderer(BASE, cache=False)
+    reference = decode(full_out / "preview.mp4")
+    assert_same_preview(decode(outs[0] / "preview.mp4"), reference)
+    assert_same_preview(decode(out / "preview.mp4"), reference)
