@@ -2,8 +2,9 @@
 rest, join them into preview.mp4 without re-encoding, and make the poster and thumbnails.
 
 Each newly rendered segment is encoded into a temporary MP4 inside the output folder, indexed in the store only
-once complete (a cancel or failure leaves nothing behind), and joined from that temporary file, so even a store
-too small to keep it (or another process evicting it) cannot break this render.
+once complete (a cancel or failure leaves nothing behind), and joined from that temporary file; each reused one
+is hard-linked (or copied) there at lookup. So a store too small to keep them, or another process evicting them,
+cannot break this render, and a long preview holds no open file per segment.
 
 Thumbnails and the poster are taken before burn-ins, as in the single-pass renderer: each segment keeps a small
 JPEG of every frame (the sprite needs frames at whole seconds, which move after a ripple) and per-frame flags
@@ -15,6 +16,7 @@ full-size picture comes from the store (PNG, keyed by segment and offset) or is 
 from __future__ import annotations
 
 import bisect
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -64,9 +66,8 @@ class IncrementalRender:
         segments = plan_segments(self.plan, self.spec, self.identities)
         work = self.out_dir / ".segments"
         work.mkdir()
-        handles: list[BinaryIO] = []
         try:
-            parts, metas = self._video(segments, work, handles)
+            parts, metas = self._video(segments, work)
             audio = None
             if self.spec.output.audio:
                 audio, counts = render_audio(self.plan, self.spec, self.store, check=self.check,
@@ -79,8 +80,6 @@ class IncrementalRender:
                 raise RenderError(f"joined video has {frames} frames, the plan {self.plan.frames}")
             thumbnails = self._artifacts(segments, metas)
         finally:
-            for handle in handles:
-                handle.close()
             if self.composer is not None:
                 self.composer.close()
             shutil.rmtree(work, ignore_errors=True)
@@ -88,17 +87,19 @@ class IncrementalRender:
         return thumbnails, {"frames": frames, "cache": dict(self.counts)}
 
     # video ------------------------------------------------------------------------------------------------
-    def _video(self, segments: list[Segment], work: Path,
-               handles: list[BinaryIO]) -> tuple[list[Part], list[SegmentMeta]]:
+    def _video(self, segments: list[Segment], work: Path) -> tuple[list[Part], list[SegmentMeta]]:
         parts: list[Part] = []
         metas: list[SegmentMeta] = []
         for number, segment in enumerate(segments):
             self.check()
             hit = self.store.get_video(segment.key)
-            if hit is not None and hit[1].frames == segment.frames:
-                handle, meta = hit
-                handles.append(handle)
-                parts.append(handle)
+            path = work / f"{number:06d}.mp4"
+            if hit is not None and not (hit[1].frames == segment.frames and _pin(hit[0], path)):
+                hit[0].close()
+                hit = None
+            if hit is not None:
+                meta = hit[1]
+                parts.append(path)
                 metas.append(meta)
                 for message in meta.warnings:
                     self.plan.warn(message)
@@ -106,9 +107,6 @@ class IncrementalRender:
                 self.done += segment.frames
                 self.progress(self.done, self.plan.frames)
                 continue
-            if hit is not None:
-                hit[0].close()
-            path = work / f"{number:06d}.mp4"
             meta = self._render_segment(segment, path)
             self.store.put_video(segment.key, path, meta)
             parts.append(path)
@@ -205,6 +203,22 @@ class IncrementalRender:
             ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
             if ok:
                 self.store.put_bytes(key, png.tobytes())
+
+
+def _pin(handle: BinaryIO, path: Path) -> bool:
+    """Make a cached segment ours for this render: a hard link to the store's file (a copy across file systems),
+    so eviction by another process cannot pull it away and a long preview holds no open file per segment."""
+    try:
+        with handle:
+            try:
+                os.link(handle.name, path)
+            except OSError:
+                with path.open("wb") as out:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def choose_poster(picture: bytes, good: bytes, interval: int, target: int) -> int | None:

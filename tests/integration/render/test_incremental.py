@@ -245,6 +245,14 @@ def test_timecode_burn_in_segments_match(renderer: Renderer) -> None:
     assert cache["segmentsRendered"] == 1
 
 
+def test_ntsc_rate(renderer: Renderer) -> None:
+    """29.97 fps: frame durations of 1001 ticks; the join must still give exact frames and sync."""
+    fps = {"fps": 29.97}
+    edited = edit(lambda clips: clips[1].update({"in": 0.6, "out": 2.6}))
+    cache = check_edit(renderer, BASE, edited, output=fps)
+    assert cache["segmentsRendered"] <= 2
+
+
 def test_b_frames_and_one_frame_segments_join(renderer: Renderer) -> None:
     """veryfast uses B-frames: 1- and 2-frame segments have a smaller decode delay (the dts trap)."""
     timeline = {"fps": FPS, "clips": [
