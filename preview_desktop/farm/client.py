@@ -5,10 +5,12 @@ Cancel protocol (the same from the window, the API or a Node.js backend that wri
      to remove a job whose lock is held, i.e. one that runs.
   2. If it runs: SET `{prefix}:{queue}:pd:cancel:{id}` = reason. The node running it polls that key every
      0.25 s, stops the render at its next frame and fails the job with "cancelled: <reason>" (no retry).
+Supersede (farm/supersede.py): a submitted job cancels older ones of the same project + timeline this way.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -16,8 +18,10 @@ from ..core.spec import JobSpec
 from ..logs import redact
 from .connection import FarmConfig, describe_error, make_client
 from .registry import CANCEL_TTL_S, FarmKeys, FarmStatus, snapshot
+from .supersede import supersede
 
 JOB_NAME = "render"
+log = logging.getLogger("preview_desktop.farm")
 
 
 def bullmq_priority(spec_priority: int) -> int:
@@ -46,8 +50,21 @@ class FarmClient:
         self.queue = Queue(queue, {"connection": self.redis, "prefix": prefix})
 
     async def submit(self, spec: JobSpec, name: str = JOB_NAME, opts: dict[str, Any] | None = None) -> str:
-        """Add a job; returns its BullMQ id. The spec must be validated already (paths absolute)."""
+        """Add a job; returns its BullMQ id. The spec must be validated already (paths absolute).
+
+        Older jobs of the same project + timeline still waiting or running are cancelled (superseded) unless the
+        spec says `"supersede": false`. If that step fails the job stays queued, and the node that picks it up
+        supersedes the older ones then.
+        """
         job = await self.queue.add(name, spec.to_wire(), {**job_options(spec, self.config), **(opts or {})})
+        try:
+            outcome = await supersede(self, str(job.id), job.timestamp, spec.to_wire())
+        except Exception as exc:  # the job is queued; its node settles supersede at pickup
+            log.warning("farm: job %s queued, superseding older ones deferred to pickup (%s)", job.id,
+                        describe_error(exc))
+        else:
+            if outcome.cancelled:
+                log.info("farm: job %s supersedes %s", job.id, ", ".join(outcome.cancelled))
         return str(job.id)
 
     async def cancel(self, job_id: str, reason: str = "cancelled by user") -> str:

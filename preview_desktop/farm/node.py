@@ -35,6 +35,7 @@ from ..engine.boundary import Outcome, run_at_boundary
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
 from .registry import FarmJobInfo, FarmKeys, FarmStatus, NodeInfo, publish, read_counts, read_nodes, unpublish
+from .supersede import supersede, supersede_key
 
 if TYPE_CHECKING:
     from ..node import Node
@@ -288,7 +289,28 @@ class FarmNode:
         log.info("farm: job %s (%s) started here, attempt %d", job.id, local.project_id, local.attempts_made,
                  extra={"job_id": local.id})
         self._spawn_job(self._worker.processJob(job, token))
+        if supersede_key(raw) is not None:
+            self._spawn_job(self._settle_supersede(job))
         self._notify_soon()
+
+    async def _settle_supersede(self, job: Any) -> None:
+        """At pickup: register the job for supersede (it may come from a producer other than FarmClient),
+        cancel older ones of its project + timeline, and stop this one if a newer live one supersedes it."""
+        try:
+            outcome = await supersede(self.client, str(job.id), job.timestamp, job.data)
+        except Exception as exc:  # a lost link is reported once by the link; the render goes on regardless
+            if is_connection_error(exc):
+                self.link.down(exc)
+            else:
+                log.warning("farm: job %s: supersede check failed (%s)", job.id, describe_error(exc))
+            return
+        if outcome.cancelled:
+            log.info("farm: job %s supersedes %s", job.id, ", ".join(outcome.cancelled))
+        run = self.running.get(str(job.id))
+        if outcome.superseded_by and run is not None and run.cancel_reason is None:
+            run.cancel_reason = f"superseded by job {outcome.superseded_by}"
+            run.ctx.cancel_event.set()
+            log.info("farm: job %s is superseded by job %s; stopping it", job.id, outcome.superseded_by)
 
     def _spawn_job(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -6,6 +6,7 @@ which BullMQ keeps at `{prefix}:{queue}:{id}` and which are numbers unless a pro
   {prefix}:{queue}:pd:nodes            sorted set: node id -> last heartbeat (unix ms); pruned on read
   {prefix}:{queue}:pd:node:{nodeId}    JSON of NodeInfo, expires node_ttl after the last heartbeat
   {prefix}:{queue}:pd:cancel:{jobId}   a cancel request for a running job (expires after a day)
+  {prefix}:{queue}:pd:sup:{key}        sorted set: jobs of one project + timeline (farm/supersede.py)
 
 A node that dies stops refreshing its key, so it drops out of the snapshot within node_ttl even though nothing
 removes it; the sorted set only tells readers which keys to look at.
@@ -40,6 +41,9 @@ class FarmKeys:
 
     def cancel(self, job_id: str) -> str:
         return f"{self.base}:cancel:{job_id}"
+
+    def supersede(self, key: str) -> str:
+        return f"{self.base}:sup:{key}"
 
 
 @dataclass

@@ -2,14 +2,17 @@
 
 `render` here replaces the real renderer: it "renders" an inline timeline of gaps by sleeping one frame period
 per frame (checking cancel and reporting progress like the real one), so tests run in seconds and need no
-media. A clip whose source is `fail.mp4` fails (retryable). Each run appends "projectId pid" to the file named
-by FARM_TEST_RUN_LOG, so tests can count how often each job ran and where.
+media. A timeline *file* (supersede tests need one) holds `{"seconds": s}`: the fake renders s seconds of
+gap. A clip whose source is `fail.mp4` fails (retryable). Each run appends "projectId pid" to the file named by
+FARM_TEST_RUN_LOG, so tests can count how often each job ran and where.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from preview_desktop.core.handler import HandlerRegistry, JobContext
@@ -34,6 +37,8 @@ def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
     if any(c.get("source") == "fail.mp4" for c in clips):
         raise RenderError("clip 'fail.mp4': cannot decode (test failure)")
     seconds = sum(float(c.get("gap", 0)) for c in clips)
+    if isinstance(timeline, str):
+        seconds = float(json.loads(Path(timeline).read_text()).get("seconds", 1.0))
     frames = max(1, round(seconds * fps))
     started = time.monotonic()
     for frame in range(1, frames + 1):
@@ -57,3 +62,9 @@ def register(registry: HandlerRegistry) -> None:
 
 def gap_spec(project: str, seconds: float, fps: float = 25, **fields: Any) -> dict[str, Any]:
     return {"projectId": project, "timeline": {"fps": fps, "clips": [{"gap": seconds}]}, **fields}
+
+
+def timeline_file(path: Path, seconds: float) -> str:
+    """A timeline file for the fake renderer: it 'renders' `seconds` of gap."""
+    path.write_text(json.dumps({"seconds": seconds}))
+    return str(path)
