@@ -240,3 +240,37 @@ def test_cli_touched_media_renders_again(spec_file: Path, media: Path, tmp_path:
     result, _ = render_cli(spec_file, tmp_path / "out2")
     assert result.returncode == 0 and "reused" not in result.stdout, result.stdout
     assert not same_files(tmp_path / "out1", tmp_path / "out2")
+
+
+def test_cli_parallel_hits_from_several_processes(spec_file: Path, tmp_path: Path) -> None:
+    assert render_cli(spec_file, tmp_path / "out0")[0].returncode == 0
+    procs = [subprocess.Popen([sys.executable, "-m", "preview_desktop", "render", str(spec_file), "--out",
+                               str(tmp_path / f"par{n}")], env=cli_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for n in range(4)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "reused" in out, err
+    for n in range(4):
+        assert same_files(tmp_path / "out0", tmp_path / f"par{n}")
+
+
+def test_queued_resubmission_through_a_worker_is_reused(spec_file: Path, data_dir: Path) -> None:
+    from tests.support.cli import start_worker, wait_ready
+
+    worker = start_worker()
+    try:
+        wait_ready(worker)
+        first = run_cli("submit", str(spec_file), "--wait", "--json")
+        assert first.returncode == 0, first.stderr
+        started = time.monotonic()
+        second = run_cli("submit", str(spec_file), "--wait", "--json")
+        seconds = time.monotonic() - started
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert second.returncode == 0, second.stderr
+    old, new = json.loads(first.stdout), json.loads(second.stdout)
+    assert new["result"]["reusedFrom"] == old["id"]
+    previews = data_dir / "previews" / "cli"
+    assert same_files(previews / old["id"], previews / new["id"])
+    assert seconds < 3.0, f"an identical resubmission took {seconds:.2f} s through the queue"
