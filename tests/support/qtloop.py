@@ -1,4 +1,11 @@
-"""A qasync event loop on a Qt application, as the program runs, for tests that drive the engine in-process."""
+"""A qasync event loop on a Qt application, as the program runs, for tests that drive the engine in-process.
+
+The program spends its whole life inside `loop.run_forever()`. A test runs the loop in slices (`run`), and between
+slices Qt still processes events (pytest-qt does between test phases, widgets do on show): qasync then runs
+callbacks and task steps while asyncio believes no loop is running, and anything that checks its loop (an
+asyncio.Event in the engine's dispatcher) fails with "bound to a different event loop". So between slices the
+test's loop stays registered as the running loop, as it would be in the program.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +24,17 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
 
     loop = qasync.QEventLoop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
+    asyncio.events._set_running_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.events._set_running_loop(None)
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    finally:
+        asyncio.events._set_running_loop(loop)  # qasync clears it when a slice ends; see the module docstring
