@@ -178,13 +178,16 @@ def _render_or_reuse(
     document = _reuse(key, folder, settings=settings, ctx=ctx, job_id=job_id, project_id=spec.projectId,
                       created_at=created_at)
     if document is not None:
-        return document, lambda published: _record(settings, "add_copy", key, published, request=request,
-                                                   project_id=spec.projectId)
+        linked = oc.copy_of(folder)  # stat'ed before the rename that publishes it (see copy_of)
+        return document, lambda published: _record(settings, "add_copy", key, oc.moved(linked, published),
+                                                   request=request, project_id=spec.projectId)
     inputs: list[Any] = []
     document = render_to_folder(spec, folder, job_id=job_id, settings=settings, ctx=ctx, created_at=created_at,
                                 inputs=inputs)
+    rendered = oc.copy_of(folder)
     return document, lambda published: _record(settings, "remember", key, job_id=job_id, document=document,
-                                               folder=published, inputs=inputs, digest=digest, request=request)
+                                               copy=oc.moved(rendered, published), inputs=inputs, digest=digest,
+                                               request=request)
 
 
 def _reuse(key: str, folder: Path, *, settings: Settings, ctx: JobContext, job_id: str, project_id: str,
@@ -289,10 +292,17 @@ def reuse_foreground(argument: str, cwd: Path, overrides: Mapping[str, Any], out
     out_dir = Path(os.path.abspath(out_dir))
     job_id = new_job_id()
     ctx = JobContext(job=Job(id=job_id, project_id=project_id, spec={}))
-    document = _place(out_dir, lambda staging: _reuse(key, staging, settings=settings, ctx=ctx, job_id=job_id,
-                                                      project_id=project_id, created_at=created_at))
+    linked: list[dict[str, Any] | None] = []
+
+    def fill(staging: Path) -> dict[str, Any] | None:
+        document = _reuse(key, staging, settings=settings, ctx=ctx, job_id=job_id, project_id=project_id,
+                          created_at=created_at)
+        linked.append(oc.copy_of(staging))  # before the rename (see copy_of)
+        return document
+
+    document = _place(out_dir, fill)
     if document is not None:
-        _record(settings, "add_copy", key, out_dir)
+        _record(settings, "add_copy", key, oc.moved(linked[0], out_dir))
     return document, request
 
 

@@ -43,16 +43,16 @@ from typing import Any
 
 from .. import __version__
 from ..core.job import iso
-from ..core.layout import ARTIFACT_NAMES
+from ..core.layout import ARTIFACT_NAMES, is_within
 
 log = logging.getLogger("preview_desktop.render")
 
-FORMAT = 1
+FORMAT = 2  # bump when an entry's layout changes: old entries then never match
 NON_PIXEL_FIELDS = frozenset({"projectId", "priority", "attempts", "supersede", "dryRun"})
 MAX_COPIES = 4
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # larger spec files take the normal path (which refuses them)
 SIZE_LIMIT = 256 * 1024**2  # entries are small (a preview.json and some stat lists): this is ~100k entries
-CACHE_ERRORS = (OSError, sqlite3.Error, ValueError, KeyError, TypeError)
+CACHE_ERRORS = (OSError, sqlite3.Error, ValueError, LookupError, TypeError)
 Input = list[Any]  # ["file", path, sig] | ["timeline", path, sig, digest] | ["seq", pattern, a, b, sig] | [...]
 
 
@@ -118,8 +118,11 @@ def output_key(spec_wire: Mapping[str, Any], roots: Sequence[Path]) -> tuple[str
     timeline = spec_wire.get("timeline")
     digest: str | None = None
     if isinstance(timeline, str):
+        real = os.path.realpath(timeline)  # hash nothing outside the roots, nor a device or a FIFO
+        if not is_within(Path(real), roots) or not os.path.isfile(real):
+            return None
         try:
-            digest = sha256_file(timeline)
+            digest = sha256_file(real)
         except OSError:
             return None
     payload = {
@@ -173,7 +176,7 @@ def plan_inputs(plan: Any, loaded: Any) -> list[Input]:
     inputs: list[Input] = []
     if loaded.format != "inline":
         real = os.path.realpath(loaded.source_text)
-        inputs.append(["timeline", real, file_sig(real), loaded.digest])
+        inputs.append(["timeline", real, file_sig(real), loaded.digest, loaded.source_text])
     seen: set[str] = set()
     for layer in [*plan.video, *plan.audio]:
         source = layer.source
@@ -209,6 +212,8 @@ def _input_fresh(item: Input) -> bool:
     if kind == "file":
         return bool(file_sig(item[1]) == item[2])
     if kind == "timeline":
+        if os.path.realpath(item[4]) != item[1]:  # the path now leads elsewhere (a symlink retargeted)
+            return False
         if file_sig(item[1]) == item[2]:
             return True
         try:  # touched but maybe the same bytes (an editor's save)
@@ -221,7 +226,11 @@ def _input_fresh(item: Input) -> bool:
 
 
 def copy_of(folder: Path) -> dict[str, Any] | None:
-    """The artifacts of a finished render in `folder` (preview.json excluded: every job gets its own)."""
+    """The artifacts of a finished render in `folder` (preview.json excluded: every job gets its own).
+
+    Take it in the staging folder, before the rename that publishes it (a rename keeps device, inode, size and
+    mtime), then `moved(copy, published)`: stat'ing the published folder instead could record another
+    process's files if it replaced that folder in between."""
     files: dict[str, list[int]] = {}
     for name in ARTIFACT_NAMES:
         if name == "preview.json":
@@ -230,6 +239,11 @@ def copy_of(folder: Path) -> dict[str, Any] | None:
         if sig is not None:
             files[name] = sig
     return {"dir": str(folder), "files": files} if files.get("preview.mp4") else None
+
+
+def moved(copy: Mapping[str, Any] | None, folder: Path) -> dict[str, Any] | None:
+    """The same copy after its folder was renamed to `folder`."""
+    return None if copy is None else {**copy, "dir": str(folder)}
 
 
 def _copy_fresh(copy: Mapping[str, Any]) -> bool:
@@ -288,13 +302,14 @@ class OutputCache:
         *,
         job_id: str,
         document: Mapping[str, Any],
-        folder: Path,
+        copy: Mapping[str, Any] | None,
         inputs: list[Input],
         digest: str | None,
         request: str | None = None,
     ) -> bool:
-        """Record a finished render published in `folder`. Returns False (nothing stored) when it must not be
-        reused: a dry run, an unkeyable input, or a timeline that changed between keying and reading."""
+        """Record a finished, published render (`copy`: see copy_of). Returns False (nothing stored) when it
+        must not be reused: a dry run, an unkeyable input, or a timeline that changed between keying and
+        reading."""
         if document.get("dryRun") or document.get("status") != "succeeded":
             return False
         if any(item[0] == "uncacheable" for item in inputs):
@@ -302,7 +317,6 @@ class OutputCache:
         timelines = [item for item in inputs if item[0] == "timeline"]
         if digest is not None and (len(timelines) != 1 or timelines[0][3] != digest):
             return False
-        copy = copy_of(folder)
         if copy is None:
             return False
         clean = {k: v for k, v in document.items() if k != "reusedFrom"}
@@ -313,9 +327,9 @@ class OutputCache:
                 self._cache.set(f"req:{request}", {"key": key, "projectId": document["projectId"]})
         return True
 
-    def add_copy(self, key: str, folder: Path, *, request: str | None = None, project_id: str | None = None) -> None:
+    def add_copy(self, key: str, copy: Mapping[str, Any] | None, *, request: str | None = None,
+                 project_id: str | None = None) -> None:
         """A reuse published another copy: remember it, so the cache outlives the deletion of the first one."""
-        copy = copy_of(folder)
         with self._cache.transact():
             entry = self._cache.get(f"out:{key}")
             if isinstance(entry, dict) and copy is not None:
