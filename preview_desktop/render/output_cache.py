@@ -339,9 +339,6 @@ class OutputCache:
             if request is not None and project_id is not None:
                 self._cache.set(f"req:{request}", {"key": key, "projectId": project_id})
 
-    def alias(self, request: str, key: str, project_id: str) -> None:
-        self._cache.set(f"req:{request}", {"key": key, "projectId": project_id})
-
     def _drop(self, key: str, seen: Mapping[str, Any]) -> None:
         with self._cache.transact():
             current = self._cache.get(f"out:{key}")
