@@ -244,10 +244,8 @@ def render_foreground(spec: JobSpec, out_dir: Path, *, settings: Settings, ctx: 
     artifacts; `request` (output_cache.request_key) lets the next identical command find them without
     validating.
     """
-    from ..core.job import new_job_id
-
     out_dir = Path(os.path.abspath(out_dir))
-    job_id = new_job_id()
+    job_id = ctx.job.id  # the id the command made: one job, one id in preview.json and the caches
     records: list[Callable[[Path], None]] = []
 
     def fill(staging: Path) -> dict[str, Any]:

@@ -390,6 +390,14 @@ def reused_document(
         renderSeconds=round(finished - started_at, 3),
         reusedFrom=entry["jobId"],
     )
+    counts = document.get("cache")
+    if isinstance(counts, dict):  # this job rendered nothing: every segment and audio chunk was reused
+        document["cache"] = {
+            "segmentsReused": counts.get("segmentsReused", 0) + counts.get("segmentsRendered", 0),
+            "segmentsRendered": 0,
+            "audioChunksReused": counts.get("audioChunksReused", 0) + counts.get("audioChunksRendered", 0),
+            "audioChunksRendered": 0,
+        }
     return document
 
 

@@ -107,3 +107,26 @@ def test_supersede_from_the_cli(timeline: Path) -> None:
     status = json.loads(run_cli("status", first["id"], "--json").stdout)
     assert status["state"] == "cancelled" and status["supersededBy"] == second["id"]
     assert "superseded" in run_cli("list").stdout
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(data_dir: Path) -> None:
+    """`preview-desktop list --json | head`: the pipe closes; the command stops quietly (exit 141, like a shell)."""
+    import os
+    import subprocess
+    import sys
+
+    from preview_desktop.core.spec import parse_spec
+    from preview_desktop.queue.local import LocalStore
+
+    store = LocalStore(data_dir / "queue", queue_max=10_000)
+    for i in range(600):  # far more JSON than a pipe buffer holds
+        store.submit(parse_spec({"projectId": f"p{i}", "timeline": "/media/cut.otio"}))
+    store.close()
+    proc = subprocess.Popen([sys.executable, "-m", "preview_desktop", "list", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ), stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -20,8 +20,8 @@ def settings(isolated_env: Path) -> Settings:
     return load_settings()
 
 
-def make_ctx(spec: dict[str, Any] | None = None) -> JobContext:
-    return JobContext(job=Job(id=JOB_ID, project_id="p", spec=spec or {}))
+def make_ctx(spec: dict[str, Any] | None = None, job_id: str = JOB_ID) -> JobContext:
+    return JobContext(job=Job(id=job_id, project_id="p", spec=spec or {}))
 
 
 def spec_for(timeline: Any, **changes: Any) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from preview_desktop.core.job import Job
+from preview_desktop.core.job import Job, new_job_id
 from preview_desktop.core.layout import Layout
 from preview_desktop.errors import InvalidInput, JobCancelled, JobTimeout, MediaError
 from preview_desktop.render.api import make_demo, render_foreground, render_job, render_to_folder
@@ -120,8 +120,8 @@ def test_foreground_render_out_dir_rules(tmp_path: Path, settings) -> None:
     out = tmp_path / "renders" / "first"
     doc = render_foreground(spec, out, settings=settings, ctx=make_ctx())
     assert (out / "preview.mp4").is_file() and len(decode(out / "preview.mp4").frames) == 10
-    again = render_foreground(spec, out, settings=settings, ctx=make_ctx())  # a previous output: replaced
-    assert again["jobId"] != doc["jobId"]
+    again = render_foreground(spec, out, settings=settings, ctx=make_ctx(job_id=new_job_id()))  # replaced
+    assert again["jobId"] != doc["jobId"] == JOB_ID  # the command's job id is the one in preview.json
     assert json.loads((out / "preview.json").read_text())["jobId"] == again["jobId"]
     (out / "notes.txt").write_text("mine")
     with pytest.raises(InvalidInput, match="not empty"):

@@ -80,6 +80,9 @@ def test_identical_job_gets_hard_links_and_its_own_preview_json(runner: Runner) 
     assert os.stat(folder1 / "preview.json").st_ino != os.stat(folder2 / "preview.json").st_ino
     assert second["video"] == first["video"] and second["thumbnails"] == first["thumbnails"]
     assert second["startedAt"] >= first["finishedAt"]
+    rendered = first["cache"]["segmentsRendered"] + first["cache"]["segmentsReused"]
+    assert rendered > 0 and second["cache"]["segmentsRendered"] == 0 == second["cache"]["audioChunksRendered"]
+    assert second["cache"]["segmentsReused"] == rendered  # counts say what this job did: nothing rendered
     assert seconds < 1.0, f"a reused job took {seconds:.2f} s"
     # the reuse is itself a copy: it survives the deletion of the first job's folder
     for name in ARTIFACTS:
