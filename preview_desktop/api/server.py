@@ -15,6 +15,9 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 from .. import __version__
 from ..core.layout import Layout
@@ -29,6 +32,14 @@ from .routes_artifacts import ArtifactRoutes
 from .routes_jobs import JobRoutes
 
 log = logging.getLogger(__name__)
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access lines without the query string: a signed artifact URL's `sig` opens the file until it expires."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %s %.1f ms', request.remote, request.method, request.path,
+                         response.status, response.body_length, time * 1000)
 SHUTDOWN_TIMEOUT = 2.0  # seconds open requests get at stop; SSE streams are ended explicitly before that
 
 
@@ -93,7 +104,8 @@ class ApiServer:
         if not is_loopback(host) and host != "localhost":
             log.warning("the API listens on %s, not a loopback address: other machines can reach it "
                         "(every /v1 route still needs the token; /healthz and /metrics need it too)", host)
-        self._runner = web.AppRunner(self.make_app(), shutdown_timeout=SHUTDOWN_TIMEOUT)
+        self._runner = web.AppRunner(self.make_app(), shutdown_timeout=SHUTDOWN_TIMEOUT,
+                                     access_log_class=PathOnlyAccessLogger)
         await self._runner.setup()
         try:
             await self._bind(host, port)

@@ -80,7 +80,10 @@ def run_ours(source: Path, work: Path, tag: str) -> float:
     from preview_desktop.render.api import render_to_folder
     from preview_desktop.settings import Settings
 
-    settings = Settings(data_dir=work / "data", media_roots=(work,))
+    # A fresh DATA_DIR each run: a full render with a cold segment cache, as the first render of a timeline is
+    # (a warm cache would turn this into the incremental benchmark, tests/bench/bench_incremental.py).
+    data_dir = work / f"data-{tag}-{new_job_id()}"
+    settings = Settings(data_dir=data_dir, media_roots=(work,))
     spec = parse_spec({
         "projectId": "bench",
         "timeline": str(source),
@@ -92,7 +95,9 @@ def run_ours(source: Path, work: Path, tag: str) -> float:
     ctx = JobContext(job=Job(id="bench", project_id="bench", spec={}))
     started = time.perf_counter()
     render_to_folder(spec, out, job_id=new_job_id(), settings=settings, ctx=ctx)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return seconds
 
 
 def run_ffmpeg(source: Path, work: Path, tag: str) -> float:

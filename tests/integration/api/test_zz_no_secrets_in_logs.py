@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -26,7 +27,7 @@ def test_no_token_or_redis_password_in_any_log_line(api: Api) -> None:
     assert api.settings.redis_url == REDIS_URL and api.node.api.token == TOKEN
     log = logging.getLogger("preview_desktop.tests.careless")
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with api.session(headers=api.headers) as http:
             good = await api.submit(http, inline_spec(seconds=0.05, project="ok"))
             bad = await api.submit(http, inline_spec(project="bad", source="fail", attempts=1))
@@ -46,8 +47,9 @@ def test_no_token_or_redis_password_in_any_log_line(api: Api) -> None:
                     assert r.status in (401, 403)
             async with anonymous.get(api.url + "/v1/jobs", params={"token": TOKEN}) as r:
                 assert r.status == 401  # a token in the query string is not accepted (nor logged in clear)
+        return signed
 
-    api.run(scenario())
+    signed = api.run(scenario())
     # What a careless module might do: the program's handlers must redact it anyway.
     log.info("settings: %s", json.dumps(api.settings.redacted(), default=str))
     log.warning("connecting to %s with token %s", REDIS_URL, TOKEN)
@@ -65,7 +67,10 @@ def test_no_token_or_redis_password_in_any_log_line(api: Api) -> None:
     assert any("API listening on" in line for line in lines) and any("farm failed" in line for line in lines)
     assert any("/v1/jobs" in line for line in lines)  # access log lines were written too
     assert sum("***" in line for line in lines) >= 2  # the careless lines were redacted, not dropped
+    signature = parse_qs(urlsplit(signed).query)["sig"][0]
+    assert any(urlsplit(signed).path in line for line in lines)  # the signed download was logged, by path
     for line in lines:
         assert TOKEN not in line, line
         assert REDIS_PASSWORD not in line, line
+        assert signature not in line, line  # a signed URL opens the file until it expires
     print(f"checked {len(lines)} log lines")
