@@ -16,6 +16,7 @@ from ..errors import JobCancelled, JobTimeout
 from .job import Job
 
 ProgressFn = Callable[[int, int], None]
+PROGRESS_MIN_INTERVAL = 0.02  # seconds: at most ~50 reports a second leave the render thread
 
 
 @dataclass
@@ -25,8 +26,18 @@ class JobContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None  # time.monotonic() after which the job times out
     services: dict[str, Any] = field(default_factory=dict)  # settings, layout, caches: set by the wiring
+    _last_report: float = field(default=float("-inf"), repr=False)
 
     def progress(self, frame: int, frames: int) -> None:
+        """Report progress; reports closer together than PROGRESS_MIN_INTERVAL are dropped (the last frame never).
+
+        Each report crosses to the event loop's thread. A handler reporting in a tight loop (a fast render
+        reuses cached segments at thousands of frames a second) would otherwise flood that loop with callbacks
+        and starve its timers — among them the farm's lock renewal, so the job was lost to another node."""
+        now = time.monotonic()
+        if frame < frames and now - self._last_report < PROGRESS_MIN_INTERVAL:
+            return
+        self._last_report = now
         self.progress_fn(frame, frames)
 
     @property

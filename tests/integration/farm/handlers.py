@@ -51,6 +51,22 @@ def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
             "video": {"file": "preview.mp4", "frames": frames}, "pid": os.getpid()}
 
 
+def busy(job: Job, ctx: JobContext) -> dict[str, Any]:
+    """Like `render`, but burns the CPU in Python for the whole time: the worst case for the event loop's share
+    of the GIL, which renews the job's lock."""
+    _log_run(job)
+    timeline = job.spec["timeline"]
+    seconds = sum(float(c.get("gap", 0)) for c in timeline["clips"])
+    started = time.monotonic()
+    spins = 0
+    while time.monotonic() - started < seconds:
+        for _ in range(10_000):
+            spins += 1
+        ctx.check()
+        ctx.progress(min(99, int(100 * (time.monotonic() - started) / seconds)), 100)
+    return {"jobId": job.id, "projectId": job.project_id, "spins": spins}
+
+
 def noop(job: Job, ctx: JobContext) -> dict[str, Any]:
     return {"projectId": job.project_id}
 
@@ -58,6 +74,7 @@ def noop(job: Job, ctx: JobContext) -> dict[str, Any]:
 def register(registry: HandlerRegistry) -> None:
     registry.register("render", fake_render)
     registry.register("noop", noop)
+    registry.register("busy", busy)
 
 
 def gap_spec(project: str, seconds: float, fps: float = 25, **fields: Any) -> dict[str, Any]:

@@ -358,3 +358,30 @@ def test_unreachable_at_start_then_joins_when_redis_appears(
     finally:
         server.stop()
     assert "Traceback" not in node.log()
+
+
+def test_a_render_longer_than_several_lock_periods_keeps_its_lock(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], run_log: Path
+) -> None:
+    """A job holding the CPU (and the GIL) for 3× the lock duration runs once, on one node, and never stalls,
+    while a second idle node stands ready to take it over if its lock were lost."""
+    start_node(redis_server.url, concurrency=1)
+    start_node(redis_server.url, concurrency=1)
+
+    async def scenario() -> Any:
+        client = FarmClient(redis_server.url, QUEUE)
+        job_id = await client.submit(parse_spec(gap_spec("long", 24.0)), name="busy")
+
+        async def finished() -> bool:
+            return await client.queue.getJobState(job_id) in ("completed", "failed")
+
+        await wait_for(finished, 60, interval=0.5)
+        job = await client.queue.getJob(job_id)
+        state = await client.queue.getJobState(job_id)
+        await client.close()
+        return job, state
+
+    job, state = arun(scenario())
+    assert state == "completed", job.failedReason
+    assert job.stalledCounter == 0 and job.attemptsMade <= 1
+    assert [p for p, _ in runs(run_log)] == ["long"], "the job ran more than once: its lock was lost"
