@@ -19,12 +19,13 @@ import pickle
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 log = logging.getLogger(__name__)
 
 # unreadable or stale entries (a renamed class in an old pickle) are misses, not failures
 _ERRORS = (OSError, sqlite3.Error, EOFError, ValueError, pickle.UnpicklingError, AttributeError, ImportError)
+_V = TypeVar("_V")
 
 
 @dataclass
@@ -99,35 +100,32 @@ class SegmentStore:
         except _ERRORS as exc:
             log.warning("segment cache write failed (%s): segment not cached", exc)
 
-    # audio ------------------------------------------------------------------------------------------------
+    # audio chunks and poster frames: small values stored inline ----------------------------------------------
     def get_audio(self, key: str) -> CachedAudio | None:
-        try:
-            value = self.cache.get(key)
-        except _ERRORS as exc:
-            log.warning("segment cache read failed (%s): treated as a miss", exc)
-            return None
-        return value if isinstance(value, CachedAudio) else None
+        return self._get(key, CachedAudio)
 
     def put_audio(self, key: str, value: CachedAudio) -> None:
-        try:
-            self.cache.set(key, value)
-        except _ERRORS as exc:
-            log.warning("segment cache write failed (%s): audio chunk not cached", exc)
+        self._put(key, value, "audio chunk")
 
-    # poster -----------------------------------------------------------------------------------------------
     def get_bytes(self, key: str) -> bytes | None:
+        return self._get(key, bytes)
+
+    def put_bytes(self, key: str, value: bytes) -> None:
+        self._put(key, value, "poster frame")
+
+    def _get(self, key: str, kind: type[_V]) -> _V | None:
         try:
             value = self.cache.get(key)
         except _ERRORS as exc:
             log.warning("segment cache read failed (%s): treated as a miss", exc)
             return None
-        return value if isinstance(value, bytes) else None
+        return value if isinstance(value, kind) else None
 
-    def put_bytes(self, key: str, value: bytes) -> None:
+    def _put(self, key: str, value: object, what: str) -> None:
         try:
             self.cache.set(key, value)
         except _ERRORS as exc:
-            log.warning("segment cache write failed (%s)", exc)
+            log.warning("segment cache write failed (%s): %s not cached", exc, what)
 
     # upkeep -----------------------------------------------------------------------------------------------
     def cull(self) -> None:
