@@ -248,19 +248,28 @@ class Engine:
     # ------------------------------------------------------------------ dispatching
     async def _dispatch_loop(self) -> None:
         kinds = self.registry.kinds()
+        due: float | None = None  # when the next retry becomes leasable
+        empty_at: int | None = None  # the store revision at which the last lease found nothing
         while not self._stopping:
             self._wake.clear()
-            while self.leasing and not self._paused and not self._stopping and self.pool.free > 0:
+            # Nothing can have become leasable without a store change (submit, retry, reaped lease) or a retry
+            # falling due. Skipping the store then matters on a farm node: every finished farm job frees a slot
+            # and wakes us, hundreds of times a second.
+            unchanged = empty_at == self._rev and (due is None or time.time() < due)
+            while not unchanged and self.leasing and not self._paused and not self._stopping and self.pool.free > 0:
+                rev = self._rev
                 lease = await self.loop.run_in_executor(
                     self._store_thread, self.store.lease, self.worker_id, self.settings.lease_seconds, kinds
                 )
+                empty_at = rev if lease is None else None
                 # pool.free is checked again: the farm node may have taken the slot while we leased
                 if lease is None or self._stopping or self.pool.free <= 0:
                     if lease is not None:
                         await self.call(self.store.release, lease.job.id, lease.token)
                     break
                 self._start(lease)
-            due = await self.loop.run_in_executor(self._store_thread, self.store.next_due)
+            if not unchanged:
+                due = await self.loop.run_in_executor(self._store_thread, self.store.next_due)
             timeout = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -4,7 +4,8 @@ The program spends its whole life inside `loop.run_forever()`. A test runs the l
 slices Qt still processes events (pytest-qt does between test phases, widgets do on show): qasync then runs
 callbacks and task steps while asyncio believes no loop is running, and anything that checks its loop (an
 asyncio.Event in the engine's dispatcher) fails with "bound to a different event loop". So between slices the
-test's loop stays registered as the running loop, as it would be in the program.
+test's loop stays registered as the running loop, as it would be in the program. That includes the last
+round of Qt events qasync's `run_until_complete` processes after its `run_forever` has returned.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     loop = qasync.QEventLoop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
     asyncio.events._set_running_loop(loop)
+    slice_of_time = loop.run_forever
+
+    def run_forever() -> Any:
+        try:
+            return slice_of_time()
+        finally:
+            asyncio.events._set_running_loop(loop)  # qasync cleared it; Qt events still follow (see above)
+
+    loop.run_forever = run_forever  # type: ignore[method-assign]
     try:
         yield loop
     finally:
@@ -34,7 +44,4 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-    finally:
-        asyncio.events._set_running_loop(loop)  # qasync clears it when a slice ends; see the module docstring
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
