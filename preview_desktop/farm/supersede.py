@@ -15,10 +15,11 @@ use.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ..core.ids import supersede_group
 
 if TYPE_CHECKING:
     from .client import FarmClient
@@ -28,13 +29,10 @@ FINISHED = ("completed", "failed", "unknown")
 
 
 def supersede_key(data: Any) -> str | None:
-    """The same projectId and the same timeline path (inline timelines never supersede: as locally)."""
+    """The job's supersede group (core/ids.py, the same rule as the local store), from its BullMQ data."""
     if not isinstance(data, Mapping):
         return None
-    project, timeline = data.get("projectId"), data.get("timeline")
-    if not isinstance(project, str) or not isinstance(timeline, str):
-        return None
-    return hashlib.sha256(f"{project}\x00{timeline}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return supersede_group(data.get("projectId"), data.get("timeline"))
 
 
 def wants_supersede(data: Any) -> bool:

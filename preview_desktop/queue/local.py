@@ -19,7 +19,6 @@ re-prioritised), is skipped when pulled.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import socket
@@ -32,6 +31,7 @@ from typing import Any
 
 import diskcache
 
+from ..core.ids import supersede_group
 from ..core.job import FINISHED_STATES, Job, JobState, Progress, new_job_id
 from ..core.spec import JobSpec
 from ..errors import IllegalTransition, JobNotFound, QueueFull, StoreUnavailable
@@ -61,11 +61,10 @@ def _new_meta() -> dict[str, Any]:
     }
 
 
-def supersede_key(job: Job) -> str:
-    """Jobs for the same project and the same timeline file supersede each other (inline timelines never do)."""
-    timeline = job.spec.get("timeline")
-    text = f"{job.project_id}\x00{timeline}"
-    return "sup:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def supersede_key(job: Job) -> str | None:
+    """The store key listing the jobs of the job's supersede group (core/ids.py); None for inline timelines."""
+    group = supersede_group(job.project_id, job.spec.get("timeline"))
+    return None if group is None else "sup:" + group
 
 
 def pid_alive(pid: int) -> bool:
@@ -203,8 +202,7 @@ class LocalStore:
                 raise QueueFull(
                     f"the queue is full ({self.queue_max} jobs waiting, PREVIEW_QUEUE_MAX); nothing was queued"
                 )
-            if isinstance(spec.timeline, str):
-                self._supersede(meta, job, now, cancel_older=spec.supersede)
+            self._supersede(meta, job, now, cancel_older=spec.supersede)
             self._enqueue(meta, job)
             self._save(meta, job, None)
             self._cache.set(META, meta)
@@ -212,6 +210,8 @@ class LocalStore:
 
     def _supersede(self, meta: dict[str, Any], job: Job, now: float, cancel_older: bool) -> None:
         key = supersede_key(job)
+        if key is None:
+            return
         keep: list[str] = []
         for other_id in self._cache.get(key) or []:
             record = self._cache.get(JOB_PREFIX + other_id)

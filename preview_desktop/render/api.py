@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.layout import ARTIFACT_NAMES
 from ..errors import InvalidInput, JobTimeout, MediaError
+from .files import sha256_hex, write_preview_json
 
 if TYPE_CHECKING:
     from ..core.handler import JobContext
@@ -79,7 +80,7 @@ def render_to_folder(
     }
     if spec.dryRun:
         document = artifacts.preview_document(dry_run=True, **common)
-        artifacts.write_json(out_dir, document)
+        write_preview_json(out_dir, document)
         return document
 
     ctx.progress(0, plan.frames)
@@ -95,11 +96,11 @@ def render_to_folder(
         "durationSeconds": round(facts["frames"] / plan.fps, 6),
         "audio": "aac" if spec.output.audio else None,
         "bytes": mp4.stat().st_size,
-        "sha256": artifacts.file_sha256(mp4),
+        "sha256": sha256_hex(mp4),
     }
     document = artifacts.preview_document(dry_run=False, video=video, thumbnails=thumbnails, **common)
     document["cache"] = facts.get("cache")  # segment reuse counts (docs/incremental.md); null: cache disabled
-    artifacts.write_json(out_dir, document)
+    write_preview_json(out_dir, document)
     return document
 
 
@@ -215,7 +216,7 @@ def _reuse(key: str, folder: Path, *, settings: Settings, ctx: JobContext, job_i
         return None
     document = oc.reused_document(entry, job_id=job_id, project_id=project_id, created_at=created_at,
                                   started_at=started)
-    oc.write_document(folder, document)
+    write_preview_json(folder, document)
     frames = int((document.get("video") or {}).get("frames") or 0)
     ctx.progress(frames, frames)
     return document

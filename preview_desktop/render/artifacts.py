@@ -6,10 +6,7 @@ nothing measurable in the frame loop.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -103,14 +100,6 @@ def _vtt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def preview_document(
     *,
     job_id: str,
@@ -146,7 +135,3 @@ def preview_document(
     return document
 
 
-def write_json(folder: Path, document: dict[str, Any]) -> None:
-    tmp = folder / "preview.json.tmp"
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / "preview.json")

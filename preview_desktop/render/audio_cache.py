@@ -22,11 +22,11 @@ import numpy as np
 from ..core.spec import JobSpec
 from ..errors import RenderError
 from .audio import Mixer
-from .codec import AUDIO_RATE
+from .codec import AUDIO_BIT_RATE, AUDIO_RATE
 from .pipeline import audio_problem_reporter
 from .plan import Plan
 from .segment_cache import AudioPacket, CachedAudio, SegmentStore
-from .segments import AAC_FRAME, AUDIO_BIT_RATE, AudioChunk, Identities, plan_audio_chunks, total_samples
+from .segments import AAC_FRAME, AudioChunk, Identities, plan_audio_chunks, total_samples
 
 
 def render_audio(

@@ -20,6 +20,13 @@ AUDIO_RATE = 48000
 DECODE_THREADS = 3  # frame threads: 3 beat 2 by ~13 % on 2 cores (decoding overlaps our scaling and encoding)
 SKIP_DEBLOCK_AT = 2  # skip the H.264 loop filter when the picture shrinks at least this much in both directions
 ENCODE_THREADS = 1
+VIDEO_CRF = "23"
+AUDIO_BIT_RATE = 128000
+
+
+def gop_frames(rate: Fraction | float) -> int:
+    """A keyframe every 2 s: quick scrubbing (and the longest cached segment)."""
+    return max(1, round(float(rate) * 2))
 _TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
 _SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
 _MAX_BAD_PACKETS = 25
@@ -254,13 +261,13 @@ class Encoder:
         video.pix_fmt = "yuv420p"
         video.time_base = 1 / rate
         video.codec_context.thread_count = threads or ENCODE_THREADS
-        video.codec_context.gop_size = max(1, round(float(rate) * 2))  # a keyframe every 2 s: quick scrubbing
-        video.options = {"preset": preset, "crf": "23"}
+        video.codec_context.gop_size = gop_frames(rate)
+        video.options = {"preset": preset, "crf": VIDEO_CRF}
         self.video = video
         self.audio: Any = None
         if audio:
             stream = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-            stream.bit_rate = 128000
+            stream.bit_rate = AUDIO_BIT_RATE
             stream.time_base = Fraction(1, AUDIO_RATE)
             self.audio = stream
         self.frames = 0

@@ -20,9 +20,8 @@ from typing import Any, BinaryIO
 import av
 
 from ..errors import RenderError
-from .codec import AUDIO_RATE
+from .codec import AUDIO_BIT_RATE, AUDIO_RATE
 from .segment_cache import AudioPacket
-from .segments import AUDIO_BIT_RATE
 
 Part = Path | BinaryIO
 

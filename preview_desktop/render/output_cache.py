@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -44,6 +43,7 @@ from typing import Any
 from .. import __version__
 from ..core.job import iso
 from ..core.layout import ARTIFACT_NAMES, is_within
+from .files import json_digest, sha256_hex
 
 log = logging.getLogger("preview_desktop.render")
 
@@ -78,11 +78,8 @@ def artifact_sig(path: str | Path) -> list[int] | None:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    """The same form as the renderer's timeline digest (`Loaded.digest`)."""
+    return "sha256:" + sha256_hex(path)
 
 
 @functools.cache
@@ -107,11 +104,6 @@ def _real_roots(roots: Iterable[Path]) -> list[str]:
     return [os.path.realpath(r) for r in roots]
 
 
-def _digest(payload: Mapping[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def output_key(spec_wire: Mapping[str, Any], roots: Sequence[Path]) -> tuple[str, str | None] | None:
     """(key, timeline digest) for a validated spec's wire form, or None when the timeline file is unreadable
     (the render then reports it)."""
@@ -132,7 +124,7 @@ def output_key(spec_wire: Mapping[str, Any], roots: Sequence[Path]) -> tuple[str
         "timelineDigest": digest,
         "roots": _real_roots(roots),
     }
-    return _digest(payload), digest
+    return json_digest(payload), digest
 
 
 def request_key(
@@ -165,7 +157,7 @@ def request_key(
         "home": os.path.expanduser("~"),
         "roots": _real_roots(roots),
     }
-    return _digest(payload)
+    return json_digest(payload)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -399,13 +391,6 @@ def reused_document(
             "audioChunksRendered": 0,
         }
     return document
-
-
-def write_document(folder: Path, document: Mapping[str, Any]) -> None:
-    """preview.json as a fresh file (never a link to the finished job's), written then renamed."""
-    tmp = folder / "preview.json.tmp"
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / "preview.json")
 
 
 def open_cache(data_dir: Path) -> OutputCache | None:

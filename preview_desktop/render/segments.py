@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,11 @@ from typing import Any
 
 from .. import __version__
 from ..core.spec import JobSpec
-from .codec import AUDIO_RATE, ENCODE_THREADS
+from .codec import AUDIO_BIT_RATE, AUDIO_RATE, ENCODE_THREADS, SKIP_DEBLOCK_AT, VIDEO_CRF, gop_frames
+from .files import json_digest
 from .plan import Layer, Plan, Source
 
 FORMAT = 1  # bump when the segment/chunk layout or anything keyed implicitly changes
-VIDEO_CRF = "23"  # codec.Encoder's CRF; part of every key
-AUDIO_BIT_RATE = 128000
 AAC_FRAME = 1024
 AUDIO_CHUNK = 60 * AAC_FRAME  # 1.28 s: big enough that pre-/post-roll overhead stays ~7 %
 AUDIO_PREROLL = 2 * AAC_FRAME  # warms the encoder up on the audio before the chunk
@@ -56,11 +54,6 @@ class AudioChunk:
     window_start: int
     window_stop: int
     key: str
-
-
-def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _library_versions() -> dict[str, Any]:
@@ -114,15 +107,11 @@ def output_key(plan: Plan, spec: JobSpec) -> dict[str, Any]:
         "rate": str(plan.rate),
         "preset": spec.output.preset,
         "crf": VIDEO_CRF,
-        "gop": gop_frames(plan),
+        "gop": gop_frames(plan.rate),
         "threads": ENCODE_THREADS,
+        "skipDeblockAt": SKIP_DEBLOCK_AT,  # decoded pixels differ slightly without the loop filter
         "strict": spec.output.strict,
     }
-
-
-def gop_frames(plan: Plan) -> int:
-    """codec.Encoder's keyframe interval (2 s); also the longest segment."""
-    return max(1, round(float(plan.rate) * 2))
 
 
 def cut_points(plan: Plan) -> list[int]:
@@ -131,7 +120,7 @@ def cut_points(plan: Plan) -> list[int]:
     Counting from the clip's own cut (not from the previous cut point) keeps a clip's pieces the same when a
     dissolve at its head moves or the clip before it is trimmed: only the pieces that changed change.
     """
-    gop = gop_frames(plan)
+    gop = gop_frames(plan.rate)
     points = {0, plan.frames}
     for layer in plan.video:
         points.update((layer.first, layer.last, layer.rec_in, layer.rec_out))
@@ -143,7 +132,7 @@ def plan_segments(plan: Plan, spec: JobSpec, identities: Identities | None = Non
     """The plan cut into segments of at most one GOP, each with its key."""
     identities = identities or Identities()
     shared = output_key(plan, spec)
-    gop = gop_frames(plan)
+    gop = gop_frames(plan.rate)
     layers = sorted(plan.video, key=lambda layer: layer.first)
     segments: list[Segment] = []
     for run_start, run_stop in itertools.pairwise(cut_points(plan)):
@@ -178,7 +167,7 @@ def _segment_key(plan: Plan, spec: JobSpec, shared: dict[str, Any], identities: 
         # the record timecode makes the pixels depend on where the segment sits in the timeline
         "timecode": plan.start_frame + start if burn.timecode else None,
     }
-    return "v" + _digest(data)
+    return "v" + json_digest(data)
 
 
 def total_samples(plan: Plan) -> int:
@@ -213,5 +202,5 @@ def plan_audio_chunks(plan: Plan, spec: JobSpec, identities: Identities | None =
             })
         data = {**shared, "start": start, "stop": stop, "window": [window_start, window_stop],
                 "last": stop == total, "layers": parts}
-        chunks.append(AudioChunk(start, stop, window_start, window_stop, "a" + _digest(data)))
+        chunks.append(AudioChunk(start, stop, window_start, window_stop, "a" + json_digest(data)))
     return chunks

@@ -18,6 +18,7 @@ from ..core.layout import check_path_text, contain
 from ..core.spec import InlineGap, InlineTimeline, JobSpec
 from ..errors import InvalidInput, UnsafePath
 from . import media
+from .files import sha256_hex
 from .plan import Layer, Plan, Source, to_frames
 
 if TYPE_CHECKING:
@@ -45,14 +46,6 @@ class Loaded:
     roots: list[Path]
     rate: float
     warnings: list[str] = field(default_factory=list)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def search_dirs(spec: JobSpec) -> list[Path]:
@@ -91,7 +84,7 @@ def load(spec: JobSpec, settings: Settings) -> Loaded:
     if suffix == ".xml":
         head = real.read_bytes()[:4096].lower()
         fmt, adapter = ("fcpxml", "fcpx_xml") if b"<fcpxml" in head else ("fcp7xml", "fcp_xml")
-    digest = _sha256_file(real)
+    digest = "sha256:" + sha256_hex(real)
     if not adapter:
         return _media_timeline(real, text, digest, base_dirs, roots)
     import opentimelineio as otio

@@ -1,8 +1,8 @@
 """Crash safety: kill -9 the worker at random moments while it renders; nothing is lost or half-published.
 
-A real `--worker` subprocess renders real (tiny) previews. Several rounds: start, let it run a random while,
-SIGKILL, restart. At the end every job has succeeded exactly as submitted, none is stuck running, every published
-folder is complete and decodable, and no staging (temporary) folder is left behind.
+A real `--worker` subprocess renders real (tiny) previews. Several rounds: start, wait until a job runs, a random
+moment more, SIGKILL, restart. At the end every job has succeeded exactly as submitted, none is stuck running,
+every published folder is complete and decodable, and no staging (temporary) folder is left behind.
 """
 
 from __future__ import annotations
@@ -20,48 +20,11 @@ from preview_desktop.core.layout import ARTIFACT_NAMES, STAGING_PREFIX
 from preview_desktop.core.spec import parse_spec
 from preview_desktop.queue.local import LocalStore
 from tests.support.cli import start_worker, wait_ready
+from tests.support.media import decode, make_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 JOBS = 20
 ROUNDS = 4
-
-
-def make_clip(path: Path, seconds: float = 3.0, size: tuple[int, int] = (320, 180), fps: int = 25) -> None:
-    """A short H.264 + AAC clip with moving content, written with PyAV."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height = size
-        video.pix_fmt = "yuv420p"
-        audio = container.add_stream("aac", rate=48000)
-        frames = int(seconds * fps)
-        for i in range(frames):
-            img = np.zeros((size[1], size[0], 3), dtype=np.uint8)
-            img[:, : (i * 7) % size[0]] = (40, 120, 200)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            for packet in video.encode(frame):
-                container.mux(packet)
-        samples = int(seconds * 48000)
-        t = np.arange(samples) / 48000
-        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for start in range(0, samples, 1024):
-            chunk = tone[start : start + 1024]
-            aframe = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
-            aframe.sample_rate = 48000
-            for packet in audio.encode(aframe):
-                container.mux(packet)
-        for stream in (video, audio):
-            for packet in stream.encode():
-                container.mux(packet)
-
-
-def count_frames(path: Path) -> int:
-    import av
-
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
 
 
 def wait_running(store: LocalStore, timeout: float = 20) -> bool:
@@ -78,7 +41,7 @@ def wait_running(store: LocalStore, timeout: float = 20) -> bool:
 
 def test_kill_9_during_renders_loses_nothing(data_dir: Path, tmp_path: Path) -> None:
     clip = tmp_path / "clip.mp4"
-    make_clip(clip)
+    make_clip(clip, seconds=3.0, tone=440.0)
     store = LocalStore(data_dir / "queue", queue_max=1000)
     expected_frames: dict[str, int] = {}
     for i in range(JOBS):
@@ -137,6 +100,6 @@ def test_kill_9_during_renders_loses_nothing(data_dir: Path, tmp_path: Path) -> 
         assert sorted(p.name for p in folder.iterdir()) == sorted(ARTIFACT_NAMES)
         meta = json.loads((folder / "preview.json").read_text())
         assert meta["jobId"] == job.id and meta["status"] == "succeeded"
-        assert count_frames(folder / "preview.mp4") == expected_frames[job.id]
+        assert len(decode(folder / "preview.mp4").frames) == expected_frames[job.id]
     published = {p.name for project in previews.iterdir() for p in project.iterdir()}
     assert published == set(expected_frames)
