@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings) -> int:
     # QCoreApplication needs no platform plugin, so no QT_QPA_PLATFORM and no display are required.
-    import qasync
     from PySide6.QtCore import QCoreApplication
 
+    from .engine.event_loop import make_event_loop
     from .engine.signals import SignalBridge
     from .node import Node
     from .qt_compat import protect_bools
@@ -25,8 +25,7 @@ def run_worker(settings: Settings) -> int:
     protect_bools()  # PySide6 6.12 + Python 3.11: each emit leaks a reference to True (see qt_compat)
 
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
+    loop = make_event_loop(app)
     node = Node(settings, loop)
     done = asyncio.Event()
     exit_code = 0

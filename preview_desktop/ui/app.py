@@ -41,17 +41,16 @@ def make_app() -> QApplication:
 
 
 def run_window(settings: Settings, screenshot: Path | None = None) -> int:
-    import qasync
     from PySide6.QtWidgets import QMessageBox
 
+    from ..engine.event_loop import make_event_loop
     from ..engine.signals import SignalBridge
     from ..node import Node
     from .adapter import EngineAdapter
     from .main_window import MainWindow
 
     app = make_app()
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
+    loop = make_event_loop(app)
     shooting = screenshot is not None
     # A screenshot looks at the data; it must not start renders, bind the API port or join the farm.
     node = Node(settings, loop, with_api=not shooting, with_farm=not shooting)

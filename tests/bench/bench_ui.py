@@ -167,13 +167,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--jobs", type=int, default=10_000)
     args = parser.parse_args()
-    import qasync
-
+    from preview_desktop.engine.event_loop import make_event_loop
     from preview_desktop.ui.app import make_app
 
     app = make_app()
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
+    loop = make_event_loop(app)
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}")
     with loop:
         loop.run_until_complete(lateness(args.seconds, loop))

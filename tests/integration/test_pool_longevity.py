@@ -18,13 +18,12 @@ pytestmark = pytest.mark.timeout(180)
 SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    import qasync
+    from preview_desktop.engine.event_loop import make_event_loop
     from PySide6.QtCore import QCoreApplication
     from preview_desktop.engine.pool import RenderPool
 
     app = QCoreApplication([])
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
+    loop = make_event_loop(app)
     pool = RenderPool(2, loop)
 
     async def main():

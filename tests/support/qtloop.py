@@ -21,10 +21,9 @@ T = TypeVar("T")
 
 @pytest.fixture
 def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
-    import qasync
+    from preview_desktop.engine.event_loop import make_event_loop
 
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
+    loop = make_event_loop(qapp)
     asyncio.events._set_running_loop(loop)
     slice_of_time = loop.run_forever
 

@@ -1,0 +1,95 @@
+"""The program's event loop (engine/event_loop.py): call_soon through one ready queue, on a real Qt application."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from preview_desktop.engine.event_loop import QtEventLoop
+
+
+def test_the_fixture_loop_is_the_program_loop(qloop: asyncio.AbstractEventLoop) -> None:
+    assert isinstance(qloop, QtEventLoop)
+    assert asyncio.get_event_loop() is qloop
+
+
+def test_callbacks_run_in_order_and_those_scheduled_meanwhile_run_after(qloop: asyncio.AbstractEventLoop) -> None:
+    order: list[str] = []
+    done = qloop.create_future()
+
+    def first() -> None:
+        order.append("first")
+        qloop.call_soon(order.append, "scheduled by first")
+
+    qloop.call_soon(first)
+    qloop.call_soon(order.append, "second")
+    qloop.call_soon(order.append, "third")
+    qloop.call_soon(lambda: qloop.call_soon(done.set_result, None))
+    qloop.run_until_complete(asyncio.wait_for(done, 5))
+    assert order == ["first", "second", "third", "scheduled by first"]
+
+
+def test_a_cancelled_callback_does_not_run(qloop: asyncio.AbstractEventLoop) -> None:
+    ran: list[int] = []
+    handle = qloop.call_soon(ran.append, 1)
+    qloop.call_soon(ran.append, 2)
+    handle.cancel()
+    qloop.run_until_complete(asyncio.sleep(0.05))
+    assert ran == [2]
+
+
+def test_a_failing_callback_is_reported_and_the_rest_still_run(qloop: asyncio.AbstractEventLoop) -> None:
+    reported: list[dict[str, Any]] = []
+    qloop.set_exception_handler(lambda _loop, context: reported.append(context))
+    ran: list[int] = []
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    qloop.call_soon(boom)
+    qloop.call_soon(ran.append, 1)
+    qloop.run_until_complete(asyncio.sleep(0.05))
+    assert ran == [1]
+    assert isinstance(reported[0]["exception"], ValueError)
+
+
+def test_a_callback_chain_that_never_ends_does_not_starve_qt(qloop: asyncio.AbstractEventLoop) -> None:
+    """Each drain runs only what was ready when it began, so Qt timers (paint, sockets) get their turn."""
+    from PySide6.QtCore import QTimer
+
+    spins = 0
+    fired = qloop.create_future()
+    started = time.monotonic()
+
+    def spin() -> None:
+        nonlocal spins
+        spins += 1
+        if not fired.done() and time.monotonic() - started < 3.0:  # bounded, so a starving loop fails, not hangs
+            qloop.call_soon(spin)
+
+    qloop.call_soon(spin)
+    QTimer.singleShot(20, lambda: fired.set_result(time.monotonic()))
+    qloop.run_until_complete(asyncio.wait_for(fired, 5))
+    assert fired.result() - started < 1.0
+    assert spins > 10  # the chain did run meanwhile
+
+
+def test_call_soon_threadsafe_runs_on_the_loop_thread(qloop: asyncio.AbstractEventLoop) -> None:
+    seen = qloop.create_future()
+    thread = threading.Thread(
+        target=lambda: qloop.call_soon_threadsafe(lambda: seen.set_result(threading.get_ident())))
+    thread.start()
+    thread.join()
+    assert qloop.run_until_complete(asyncio.wait_for(seen, 5)) == threading.get_ident()
+
+
+def test_debug_mode_keeps_qasyncs_timed_callbacks(qloop: asyncio.AbstractEventLoop) -> None:
+    qloop.set_debug(True)
+    try:
+        ran = qloop.create_future()
+        qloop.call_soon(ran.set_result, "ran")
+        assert qloop.run_until_complete(asyncio.wait_for(ran, 5)) == "ran"
+    finally:
+        qloop.set_debug(False)
