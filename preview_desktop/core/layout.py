@@ -123,9 +123,14 @@ class Layout:
     def api_token(self) -> Path:
         return self.data_dir / "api-token"
 
+    def preview_path(self, project_id: str, job_id: str) -> Path:
+        """DATA_DIR/previews/{projectId}/{jobId} with both names checked; no file-system calls. Enough to report
+        where a finished job's files are; writing goes through `preview_dir`, which also refuses symlink escapes."""
+        return self.previews / check_project_id(project_id) / check_job_id(job_id)
+
     def preview_dir(self, project_id: str, job_id: str) -> Path:
         """DATA_DIR/previews/{projectId}/{jobId}, with both names checked so nothing escapes."""
-        path = self.previews / check_project_id(project_id) / check_job_id(job_id)
+        path = self.preview_path(project_id, job_id)
         if self.previews.resolve() not in path.resolve().parents:
             raise UnsafePath(f"preview folder for {project_id}/{job_id} escapes DATA_DIR/previews")
         return path
