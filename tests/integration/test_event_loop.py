@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 from typing import Any
 
 from preview_desktop.engine.event_loop import QtEventLoop
@@ -93,3 +95,48 @@ def test_debug_mode_keeps_qasyncs_timed_callbacks(qloop: asyncio.AbstractEventLo
         assert qloop.run_until_complete(asyncio.wait_for(ran, 5)) == "ran"
     finally:
         qloop.set_debug(False)
+
+
+def test_timers_fire_in_deadline_order_and_not_early(qloop: asyncio.AbstractEventLoop) -> None:
+    fired: list[tuple[str, float]] = []
+    done = qloop.create_future()
+    start = qloop.time()
+    qloop.call_later(0.08, lambda: fired.append(("80 ms", qloop.time() - start)))
+    qloop.call_later(0.02, lambda: fired.append(("20 ms", qloop.time() - start)))
+    qloop.call_at(start + 0.05, lambda: fired.append(("50 ms", qloop.time() - start)))
+    qloop.call_later(0.1, done.set_result, None)
+    qloop.run_until_complete(asyncio.wait_for(done, 5))
+    assert [name for name, _ in fired] == ["20 ms", "50 ms", "80 ms"]
+    for (_, at), due in zip(fired, (0.02, 0.05, 0.08), strict=True):
+        assert due - 0.002 <= at < due + 0.5
+
+
+def test_a_cancelled_timer_neither_runs_nor_lingers(qloop: asyncio.AbstractEventLoop) -> None:
+    """Every network read sets a timeout that is cancelled when the reply comes. qasync kept each one (and its Qt
+    timer) until it would have fired; tens of thousands piled up on a busy farm node and stalled the loop."""
+    ran: list[int] = []
+    handles = [qloop.call_later(60, ran.append, i) for i in range(1000)]
+    refs = [weakref.ref(h) for h in handles]
+    for handle in handles:
+        handle.cancel()
+    del handles, handle
+    for _ in range(3):  # a few rounds of the loop, as any traffic would cause
+        qloop.run_until_complete(asyncio.sleep(0.01))
+    gc.collect()
+    assert ran == []
+    assert sum(ref() is not None for ref in refs) < 150  # pruned in bulk once they are over half the timers
+
+
+def test_asyncio_timeouts_work_on_the_loop(qloop: asyncio.AbstractEventLoop) -> None:
+    async def slow() -> None:
+        await asyncio.sleep(10)
+
+    async def scenario() -> float:
+        start = qloop.time()
+        try:
+            await asyncio.wait_for(slow(), 0.05)
+        except TimeoutError:
+            return qloop.time() - start
+        raise AssertionError("no timeout")
+
+    assert 0.045 <= qloop.run_until_complete(scenario()) < 1.0
