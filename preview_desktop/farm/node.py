@@ -203,7 +203,11 @@ class FarmNode:
         if is_connection_error(err):
             self.link.down(err)
         elif "could not renew lock" in str(err):
-            log.warning("farm: %s (the job may be re-run elsewhere)", describe_error(err))
+            job_id = str(err).rsplit(" ", 1)[-1]
+            if job_id in self.running:
+                log.warning("farm: %s (the job may be re-run elsewhere)", describe_error(err))
+            else:  # its render had ended: the renewal crossed its completion, which removed the lock
+                log.debug("farm: %s after the job ended here", describe_error(err))
         else:
             log.warning("farm: worker error: %s", describe_error(err))
 

@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--idle-samples", type=int, default=20)
     parser.add_argument("--idle-wait", type=float, default=6.0, help="idle seconds before some samples")
+    parser.add_argument("--fsync", choices=("always", "everysec"), default="everysec",
+                        help="Redis appendfsync (everysec is Redis's default with an append-only file)")
     parser.add_argument("--reference-only", metavar="REDIS_URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference_only:
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print("redis-server is not installed", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-farm-"))
-    server = RedisServer(binary, tmp / "redis")
+    server = RedisServer(binary, tmp / "redis", fsync=args.fsync)
     server.start()
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     loop = make_event_loop(app)

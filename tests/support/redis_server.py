@@ -41,8 +41,11 @@ def require_redis_server() -> str:
 
 
 class RedisServer:
-    def __init__(self, binary: str, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, binary: str, workdir: Path, password: str | None = None, fsync: str = "always") -> None:
+        """fsync: Redis's appendfsync. "always" (the tests: a kill -9 of Redis loses nothing) or "everysec"
+        (the Redis default for append-only files, which the farm benchmark uses)."""
         self.binary = binary
+        self.fsync = fsync
         self.workdir = workdir
         self.password = password
         self.port = free_port()
@@ -57,7 +60,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         args = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
+            "--save", "", "--appendonly", "yes", "--appendfsync", self.fsync, "--daemonize", "no",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.workdir / "redis.log"),
         ]
         if self.password:
