@@ -111,3 +111,30 @@ class MediaError(RenderError):
 
 class StoreUnavailable(PreviewError):
     code = "store_unavailable"
+
+
+class FarmDisabled(PreviewError):
+    """A farm action on a node that is not on a farm: the user must configure one, so it is a conflict, not a 5xx."""
+
+    exit_code = 2
+    http_status = 409
+    code = "farm_disabled"
+    retryable = False
+
+    def __init__(self) -> None:
+        super().__init__("this node is not on a render farm: start it with REDIS_URL or --redis to use /v1/farm")
+
+
+class FarmUnavailable(PreviewError):
+    """The farm's Redis cannot be reached. The message is one redacted line: it ends up in API responses."""
+
+    http_status = 503
+    code = "farm_unavailable"
+
+
+class FarmJobNotFound(JobNotFound):
+    """No job with this id in the farm queue (removed, expired from the kept history, or never added)."""
+
+    def __init__(self, job_id: str) -> None:
+        PreviewError.__init__(self, f"no farm job with id {job_id!r}", job_id=job_id)
+        self.job_id = job_id

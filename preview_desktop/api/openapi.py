@@ -14,6 +14,7 @@ from .. import __version__
 from ..core.job import JobState
 from ..core.layout import ARTIFACT_NAMES, JOB_ID_RE
 from ..core.spec import PROJECT_ID_PATTERN, spec_json_schema
+from .routes_farm import FARM_JOB_ID_PATTERN
 
 _REF = "#/components/schemas/"
 
@@ -95,6 +96,64 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 _AUTH_ERRORS = {"401": _error("missing API token"), "403": _error("wrong API token")}
 _JOB = {"$ref": _REF + "Job"}
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_FARM_JOB_ID = {"name": "farm_job_id", "in": "path", "required": True, "description": "a BullMQ job id",
+                "schema": {"type": "string", "pattern": FARM_JOB_ID_PATTERN}}
+_FARM_CANCEL = {"type": "object", "required": ["id", "result"],
+                "properties": {"id": {"type": "string"},
+                               "result": {"type": "string", "enum": ["removed", "requested"]}}}
+_FARM_ERRORS = {"409": _error("this node is not on a farm (code farm_disabled: start it with REDIS_URL or --redis)"),
+                "503": _error("the farm's Redis is unreachable (code farm_unavailable)")}
+
+FARM_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["enabled", "nodeId", "url", "queue", "connected", "error", "nodes", "counts", "updated"],
+    "properties": {
+        "enabled": {"type": "boolean", "description": "false when this node is not on a farm (no REDIS_URL)"},
+        "nodeId": _nullable("string", description="this node's id on the farm"),
+        "url": _nullable("string", description="the Redis URL, password masked"),
+        "queue": _nullable("string"),
+        "connected": {"type": "boolean"},
+        "error": _nullable("string", description="why Redis is unreachable, one line"),
+        "nodes": {"type": "array", "items": {"$ref": _REF + "FarmNode"}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                   "description": "waiting, prioritized, active, delayed, paused, completed, failed"},
+        "updated": _nullable("number", description="Unix seconds of the snapshot"),
+    },
+}
+
+FARM_NODE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["nodeId", "host", "pid", "version", "capacity", "running", "localRunning", "api", "heartbeat"],
+    "properties": {
+        "nodeId": {"type": "string"}, "host": {"type": "string"}, "pid": {"type": "integer"},
+        "version": {"type": "string"}, "capacity": {"type": "integer"},
+        "running": {"type": "array", "items": {
+            "type": "object", "required": ["jobId", "name", "projectId", "startedAt"],
+            "properties": {"jobId": {"type": "string"}, "name": {"type": "string"}, "projectId": _nullable("string"),
+                           "startedAt": {"type": "number"}, "frame": {"type": "integer"},
+                           "frames": {"type": "integer"}, "percent": {"type": "number"},
+                           "attempt": {"type": "integer"}}}},
+        "localRunning": {"type": "integer"},
+        "api": _nullable("string"),
+        "heartbeat": {"type": "number", "description": "Unix seconds"},
+    },
+}
+
+FARM_JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "state", "data", "progress", "returnvalue", "failedReason", "attemptsMade"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string", "description": "the handler kind, `render`"},
+        "state": {"type": "string", "description": "BullMQ's: waiting, prioritized, delayed, active, completed, "
+                                                   "failed, ..."},
+        "data": {"description": "the spec as queued"},
+        "progress": {"description": "`{frame, frames, percent}` once the render reports, else 0"},
+        "returnvalue": {"description": "the render's result once completed (with `artifacts`: where the files are)"},
+        "failedReason": _nullable("string", description="`cancelled: <reason>` for a cancelled job"),
+        "attemptsMade": {"type": "integer"},
+    },
+}
 
 
 def build_openapi() -> dict[str, Any]:
@@ -177,6 +236,52 @@ def build_openapi() -> dict[str, Any]:
             }
         },
     }
+    farm_routes = {
+        "/v1/farm": {
+            "get": {"operationId": "farmStatus", "summary": "The farm: nodes, what they run, queue counts, the link",
+                    "description": "200 also when this node is not on a farm (`enabled: false`) or Redis is down "
+                                   "(`connected: false` and `error`).",
+                    "responses": {"200": _json("the farm status", {"$ref": _REF + "FarmStatus"}), **_AUTH_ERRORS}},
+        },
+        "/v1/farm/jobs": {
+            "post": {
+                "operationId": "submitFarmJob",
+                "summary": "Queue a preview job on the farm (any node may run it)",
+                "description": "Validated as POST /v1/jobs. Older jobs of the same project and timeline are "
+                               "superseded unless the spec says `\"supersede\": false`.",
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": {"$ref": _REF + "JobSpec"}}}},
+                "responses": {
+                    "201": _json("queued; Location is the job's URL", {
+                        "type": "object", "required": ["id", "state"],
+                        "properties": {"id": {"type": "string"},
+                                       "state": _nullable("string", description="null if it could not be read")}}),
+                    "400": _error("invalid spec (names the field); nothing was queued"), **_AUTH_ERRORS,
+                    **_FARM_ERRORS, "413": _error("body too large")},
+            },
+        },
+        "/v1/farm/jobs/{farm_job_id}": {
+            "get": {"operationId": "getFarmJob", "summary": "One farm job, as BullMQ keeps it",
+                    "parameters": [_FARM_JOB_ID],
+                    "responses": {"200": _json("the farm job", {"$ref": _REF + "FarmJob"}), **_AUTH_ERRORS,
+                                  "404": _error("no such farm job"), **_FARM_ERRORS}},
+        },
+        "/v1/farm/jobs/{farm_job_id}/cancel": {
+            "post": {
+                "operationId": "cancelFarmJob",
+                "summary": "Cancel a farm job wherever it is: removed if it waits, stopped if it runs",
+                "parameters": [_FARM_JOB_ID],
+                "responses": {
+                    "200": _json("removed from the queue: it will not run", _FARM_CANCEL),
+                    "202": _json("it runs on some node, which stops it within about 1 s and fails it with "
+                                 "`cancelled: <reason>`", _FARM_CANCEL),
+                    **_AUTH_ERRORS, "404": _error("no such farm job"),
+                    "409": _error("the job already finished (code conflict), or this node is not on a farm "
+                                  "(code farm_disabled)"),
+                    "503": _FARM_ERRORS["503"]},
+            },
+        },
+    }
     other_routes = {
         "/v1/events": {
             "get": {
@@ -207,6 +312,9 @@ def build_openapi() -> dict[str, Any]:
         "JobState": {"type": "string", "enum": [s.value for s in JobState]},
         "Job": JOB_SCHEMA,
         "Error": ERROR_SCHEMA,
+        "FarmStatus": FARM_STATUS_SCHEMA,
+        "FarmNode": FARM_NODE_SCHEMA,
+        "FarmJob": FARM_JOB_SCHEMA,
         "ArtifactList": {
             "type": "object", "required": ["jobId", "state", "artifacts"],
             "properties": {
@@ -223,10 +331,11 @@ def build_openapi() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Preview Desktop local API", "version": __version__,
-                 "description": "Queue preview renders, follow them and fetch their files. See docs/api.md."},
+                 "description": "Queue preview renders, follow them and fetch their files; submit, follow and "
+                                "cancel render farm jobs. See docs/api.md."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**job_routes, **artifact_routes, **other_routes},
+        "paths": {**job_routes, **artifact_routes, **farm_routes, **other_routes},
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

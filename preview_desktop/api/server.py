@@ -29,6 +29,7 @@ from .http import ApiAuth, json_response, make_auth_middleware, make_error_middl
 from .metrics import NodeMetrics
 from .openapi import build_openapi
 from .routes_artifacts import ArtifactRoutes
+from .routes_farm import FarmRoutes
 from .routes_jobs import JobRoutes
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class ApiServer:
         )
         JobRoutes(self.node).add_to(app)
         ArtifactRoutes(self.node, self.auth).add_to(app)
+        FarmRoutes(self.node).add_to(app)
         app.router.add_get("/v1/events", self.events.handle, name="events")
         app.router.add_get("/healthz", self.healthz, name="healthz")
         app.router.add_get("/metrics", self.metrics_route, name="metrics")

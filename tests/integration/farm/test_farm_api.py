@@ -1,0 +1,448 @@
+"""The farm through the HTTP API: submit, read and cancel farm jobs from any client, not only the window.
+
+Real pieces only: a redis-server per test, a Node (store, engine, farm, API) on the qasync loop serving over a
+socket, and `preview-desktop --worker` subprocesses that run the jobs. The in-process node is on the farm too, so
+where a job must run on *another* node, its one render slot is first filled with a long local job (as a window
+busy with local previews): farm jobs then go to the worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from preview_desktop.core.handler import HandlerRegistry
+from preview_desktop.core.job import JobState
+from preview_desktop.node import Node
+from preview_desktop.settings import load_settings
+from tests.integration.api.harness import TOKEN, Api
+from tests.support.qtloop import run
+from tests.support.redis_server import RedisServer
+
+from .conftest import NodeProcess, runs, wait_for
+from .handlers import RUN_LOG_ENV, gap_spec, register
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
+QUEUE = "previews"
+CANCEL_REASON = "cancelled: cancelled through the API"
+
+
+@pytest.fixture
+def make_api(qloop: asyncio.AbstractEventLoop, run_log: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Api]]:
+    """An in-process Node with the real API; on the farm when given a Redis URL. One render slot."""
+    monkeypatch.setenv(RUN_LOG_ENV, str(run_log))  # runs on the in-process node are logged too
+
+    def factory(redis_url: str | None) -> Api:
+        env = dict(os.environ)
+        env.pop("REDIS_URL", None)
+        if redis_url is not None:
+            env["REDIS_URL"] = redis_url
+        env["PREVIEW_API_TOKEN"] = TOKEN
+        settings = load_settings(env=env).with_overrides(max_concurrency=1, shutdown_grace=2.0)
+        registry = HandlerRegistry()
+        register(registry)
+        node = Node(settings, qloop, registry=registry)
+        assert (node.farm is not None) == (redis_url is not None)
+        api = Api(node, qloop, settings)
+        apis.append(api)
+        return api
+
+    apis: list[Api] = []
+    yield factory
+    for api in apis:
+        run(qloop, api.shutdown())
+    gc.collect()  # this test's Qt objects go now, on the Qt thread
+    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+async def call(http: aiohttp.ClientSession, method: str, path: str,
+               **kwargs: Any) -> tuple[int, Any, str, aiohttp.ClientResponse]:
+    """(status, parsed JSON body, raw body text, response)."""
+    async with http.request(method, path, **kwargs) as response:
+        text = await response.text()
+        return response.status, json.loads(text), text, response
+
+
+async def submit_farm(http: aiohttp.ClientSession, spec: dict[str, Any]) -> str:
+    status, body, _, response = await call(http, "POST", "/v1/farm/jobs", json=spec)
+    assert status == 201, body
+    assert response.headers["Location"] == f"/v1/farm/jobs/{body['id']}"
+    assert body["state"] in ("waiting", "prioritized", "active", "delayed"), body
+    return str(body["id"])
+
+
+async def farm_job(http: aiohttp.ClientSession, job_id: str) -> dict[str, Any] | None:
+    status, body, _, _ = await call(http, "GET", f"/v1/farm/jobs/{job_id}")
+    if status == 404:
+        assert body["error"]["code"] == "not_found"
+        return None
+    assert status == 200, body
+    return dict(body)
+
+
+async def wait_farm_state(http: aiohttp.ClientSession, job_id: str, *states: str,
+                          timeout: float = 20) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        job = await farm_job(http, job_id)
+        return job if job is not None and job["state"] in states else None
+
+    return dict(await wait_for(reached, timeout, interval=0.02))
+
+
+async def fill_local_slot(api: Api, http: aiohttp.ClientSession) -> str:
+    """A long local job in the in-process node's only slot: its farm fetcher then leaves farm jobs to others."""
+    job = await api.submit(http, gap_spec("local-busy", 120))
+    await api.wait_state(job["id"], JobState.RUNNING)
+    return str(job["id"])
+
+
+def farm_runs(run_log: Path) -> list[tuple[str, int]]:
+    return [(project, pid) for project, pid in runs(run_log) if project != "local-busy"]
+
+
+def test_submit_through_the_api_completes_on_a_worker_node(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], run_log: Path, make_api: Callable[..., Api]
+) -> None:
+    worker = start_node(redis_server.url, concurrency=1)
+    api = make_api(redis_server.url)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with api.session(headers=api.headers) as http:
+            await fill_local_slot(api, http)
+            job_id = await submit_farm(http, gap_spec("viaapi", 0.3))
+            job = await wait_farm_state(http, job_id, "completed", "failed")
+
+            async def caught_up() -> dict[str, Any] | None:  # the snapshot is refreshed every heartbeat (2 s)
+                _, body, _, _ = await call(http, "GET", "/v1/farm")
+                return body if len(body["nodes"]) == 2 and body["counts"].get("completed") == 1 else None
+
+            status = await wait_for(caught_up, 10, interval=0.2)
+            return job, status
+
+    job, status = api.run(scenario())
+    assert job["state"] == "completed", job
+    assert job["returnvalue"]["status"] == "succeeded"
+    assert job["returnvalue"]["projectId"] == "viaapi"
+    assert job["returnvalue"]["pid"] == worker.pid  # ran on the worker process, not on the API's node
+    assert job["progress"] == {"frame": 8, "frames": 8, "percent": 100.0}
+    assert job["data"]["projectId"] == "viaapi" and job["failedReason"] is None and job["attemptsMade"] == 1
+    assert farm_runs(run_log) == [("viaapi", worker.pid)]
+    assert status["enabled"] is True and status["connected"] is True and status["error"] is None
+    assert status["queue"] == QUEUE and status["url"] == redis_server.url
+    node_ids = {n["nodeId"] for n in status["nodes"]}
+    assert status["nodeId"] in node_ids
+    assert job["returnvalue"]["artifacts"]["nodeId"] in node_ids - {status["nodeId"]}
+    assert status["counts"]["completed"] == 1
+
+
+async def settled_waiting(http: aiohttp.ClientSession, job_id: str) -> str:
+    """Its state once no node holds it: the busy in-process node may grab it for a moment and hand it back."""
+    last: str | None = None
+    since = time.monotonic()
+    deadline = since + 10
+    while time.monotonic() < deadline:
+        job = await farm_job(http, job_id)
+        assert job is not None
+        state = str(job["state"])
+        if state != last:
+            last, since = state, time.monotonic()
+        elif state != "active" and time.monotonic() - since >= 0.3:
+            return state
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"farm job {job_id} never settled (last state {last})")
+
+
+def test_cancel_a_waiting_job_removes_it_and_it_never_runs(
+    redis_server: RedisServer, run_log: Path, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(redis_server.url)  # the only node on the farm, and busy: the farm job waits
+
+    async def scenario() -> list[Any]:
+        async with api.session(headers=api.headers) as http:
+            local = await fill_local_slot(api, http)
+            job_id = await submit_farm(http, gap_spec("waiter", 0.2))
+            assert await settled_waiting(http, job_id) in ("waiting", "prioritized", "delayed")
+            cancel = await call(http, "POST", f"/v1/farm/jobs/{job_id}/cancel")
+            after = await farm_job(http, job_id)
+            again = await call(http, "POST", f"/v1/farm/jobs/{job_id}/cancel")
+            # free the slot: the node takes farm work again, and would run the job now if it were still queued
+            async with http.post(f"/v1/jobs/{local}/cancel") as r:
+                assert r.status in (200, 202)
+            await api.wait_state(local, JobState.CANCELLED)
+            await asyncio.sleep(1.5)
+            return [job_id, cancel, after, again, await farm_job(http, job_id)]
+
+    job_id, cancel, after, again, later = api.run(scenario())
+    assert cancel[0] == 200 and cancel[1] == {"id": job_id, "result": "removed"}, cancel[1]
+    assert after is None and later is None
+    assert again[0] == 404 and again[1]["error"]["code"] == "not_found"
+    assert farm_runs(run_log) == []
+
+
+def test_cancel_a_job_running_on_another_node_stops_it_within_seconds(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], run_log: Path, make_api: Callable[..., Api]
+) -> None:
+    worker = start_node(redis_server.url, concurrency=1)
+    api = make_api(redis_server.url)
+
+    async def scenario() -> list[Any]:
+        async with api.session(headers=api.headers) as http:
+            await fill_local_slot(api, http)
+            job_id = await submit_farm(http, gap_spec("runner", 30.0))
+
+            async def rendering() -> dict[str, Any] | None:
+                job = await farm_job(http, job_id)
+                return job if job and job["state"] == "active" and job["progress"] else None
+
+            await wait_for(rendering, 15)
+            t0 = time.monotonic()
+            cancel = await call(http, "POST", f"/v1/farm/jobs/{job_id}/cancel")
+            job = await wait_farm_state(http, job_id, "failed", "completed", timeout=10)
+            seconds = time.monotonic() - t0
+            again = await call(http, "POST", f"/v1/farm/jobs/{job_id}/cancel")
+            return [job_id, cancel, job, seconds, again]
+
+    job_id, cancel, job, seconds, again = api.run(scenario())
+    assert cancel[0] == 202 and cancel[1] == {"id": job_id, "result": "requested"}, cancel[1]
+    assert job["state"] == "failed" and job["failedReason"] == CANCEL_REASON, job
+    assert job["attemptsMade"] == 1  # not retried
+    assert job["progress"]["frame"] < job["progress"]["frames"]  # stopped mid-render
+    assert seconds < 3.0, f"the job stopped {seconds:.2f}s after the cancel"
+    assert again[0] == 409 and again[1]["error"]["code"] == "conflict"  # finished: nothing to cancel
+    assert farm_runs(run_log) == [("runner", worker.pid)]
+    print(f"a job running on another node failed {seconds:.2f}s after the API's cancel")
+
+
+def test_unknown_and_malformed_farm_job_ids_are_404(redis_server: RedisServer, make_api: Callable[..., Api]) -> None:
+    api = make_api(redis_server.url)
+
+    async def scenario() -> list[tuple[str, str, int, str]]:
+        results = []
+        async with api.session(headers=api.headers) as http:
+            # one job first, so BullMQ's own keys exist (meta hash, events stream, completed set): an id equal
+            # to one of their names must not read them as a job
+            await wait_farm_state(http, await submit_farm(http, gap_spec("first", 0.1)), "completed")
+            for job_id in ("424242", "no-such-job", "meta", "events", "completed", "id", "x" * 129, "a:b",
+                           "sp%20ace"):
+                for method, path in (("GET", f"/v1/farm/jobs/{job_id}"), ("POST", f"/v1/farm/jobs/{job_id}/cancel")):
+                    status, body, _, _ = await call(http, method, path)
+                    results.append((method, job_id, status, body["error"]["code"]))
+        return results
+
+    for method, job_id, status, code in api.run(scenario()):
+        assert (status, code) == (404, "not_found"), (method, job_id, status, code)
+
+
+def test_a_node_without_redis_url_says_farm_disabled(make_api: Callable[..., Api]) -> None:
+    api = make_api(None)
+
+    async def scenario() -> list[Any]:
+        async with api.session(headers=api.headers) as http:
+            return [
+                await call(http, "GET", "/v1/farm"),
+                await call(http, "POST", "/v1/farm/jobs", json=gap_spec("nofarm", 0.1)),
+                await call(http, "GET", "/v1/farm/jobs/1"),
+                await call(http, "POST", "/v1/farm/jobs/1/cancel"),
+                await call(http, "GET", "/v1/jobs"),
+            ]
+
+    status, *farm_routes, local = api.run(scenario())
+    assert status[0] == 200
+    assert status[1]["enabled"] is False and status[1]["connected"] is False and status[1]["nodes"] == []
+    for code, body, _, _ in farm_routes:
+        assert code == 409, body
+        assert body["error"]["code"] == "farm_disabled"
+        assert "REDIS_URL" in body["error"]["message"] and "--redis" in body["error"]["message"]
+    assert local[0] == 200 and local[1]["count"] == 0  # nothing was queued locally instead
+
+
+def test_a_bad_spec_is_400_and_nothing_reaches_the_queue(
+    redis_server: RedisServer, make_api: Callable[..., Api]
+) -> None:
+    api = make_api(redis_server.url)
+    bad_bodies: list[dict[str, Any]] = [
+        {"data": b"{not json"},
+        {"json": {"projectId": "bad", "timeline": {"fps": 25, "clips": []}, "colour": "red"}},
+        {"json": {"projectId": "bad project!", "timeline": {"fps": 25, "clips": [{"gap": 1}]}}},
+        {"json": {"projectId": "outside", "timeline": "/etc/hostname"}},
+        {"json": ["not", "an", "object"]},
+    ]
+
+    async def scenario() -> tuple[list[tuple[int, str]], dict[str, int]]:
+        results = []
+        async with api.session(headers=api.headers) as http:
+            for kwargs in bad_bodies:
+                status, body, _, _ = await call(http, "POST", "/v1/farm/jobs", **kwargs)
+                results.append((status, body["error"]["code"]))
+        import redis.asyncio as aredis
+
+        client = aredis.from_url(redis_server.url, decode_responses=True)
+        base = f"bull:{QUEUE}"
+        counts = {"ids": await client.exists(f"{base}:id"), "wait": await client.llen(f"{base}:wait"),
+                  "prioritized": await client.zcard(f"{base}:prioritized"),
+                  "jobs": len([k for k in await client.keys(f"{base}:*") if str(k).split(":")[2].isdigit()])}
+        await client.aclose()
+        return results, counts
+
+    results, counts = api.run(scenario())
+    for status, code in results:
+        assert status == 400 and code in ("invalid", "unsafe_path"), results
+    assert results[3][1] == "unsafe_path"
+    assert counts == {"ids": 0, "wait": 0, "prioritized": 0, "jobs": 0}
+
+
+def test_redis_down_is_503_without_the_password(
+    redis_server_with_password: RedisServer, make_api: Callable[..., Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_with_password
+    password = server.password
+    assert password
+    api = make_api(server.url)
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> dict[str, Any]:
+        async with api.session(headers=api.headers) as http:
+            async def connected() -> dict[str, Any] | None:
+                _, body, _, _ = await call(http, "GET", "/v1/farm")
+                return body if body["connected"] else None
+
+            up = await wait_for(connected, 10, interval=0.1)
+            job_id = await submit_farm(http, gap_spec("before", 0.1))
+            await wait_farm_state(http, job_id, "completed")
+            await asyncio.to_thread(server.stop)
+            t0 = time.monotonic()
+            down = [
+                await call(http, "POST", "/v1/farm/jobs", json=gap_spec("during", 0.1)),
+                await call(http, "GET", f"/v1/farm/jobs/{job_id}"),
+                await call(http, "POST", f"/v1/farm/jobs/{job_id}/cancel"),
+            ]
+            seconds = time.monotonic() - t0
+
+            async def disconnected() -> dict[str, Any] | None:
+                _, body, text, _ = await call(http, "GET", "/v1/farm")
+                return {"body": body, "text": text} if not body["connected"] else None
+
+            status_down = await wait_for(disconnected, 10, interval=0.1)
+            await asyncio.to_thread(server.start)
+            back = await wait_farm_state(http, job_id, "completed", timeout=15)
+            return {"up": up, "down": down, "seconds": seconds, "status_down": status_down, "back": back}
+
+    result = api.run(scenario())
+    assert result["up"]["url"] == server.url.replace(password, "***")
+    for status, body, text, _ in result["down"]:
+        assert status == 503, body
+        assert body["error"]["code"] == "farm_unavailable"
+        message = body["error"]["message"]
+        assert "unreachable" in message and "\n" not in message and "Traceback" not in message
+        assert "redis://:***@127.0.0.1" in message
+        assert password not in text
+    assert result["seconds"] < 10
+    status_down = result["status_down"]
+    assert status_down["body"]["enabled"] is True and status_down["body"]["error"]
+    assert password not in status_down["text"]
+    assert result["back"]["state"] == "completed"  # the outage was transient: the same route answers again
+    own = [r for r in caplog.records if r.name.startswith(("preview_desktop", "aiohttp"))]
+    assert own, "no log records captured"
+    for record in own:
+        assert password not in record.getMessage(), record.getMessage()
+        if record.name.startswith("preview_desktop.api"):
+            assert record.exc_info is None, record.getMessage()  # no traceback for an outage
+
+
+def fuzz_farm_routes(url: str, headers: dict[str, str], budget: float) -> list[str]:
+    """Schemathesis on the /v1/farm routes only: no 5xx, and every answer as the OpenAPI document says."""
+    import hypothesis
+    import requests
+    import schemathesis
+    from hypothesis import HealthCheck
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    document = requests.get(url + "/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(document)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    deadline = time.monotonic() + budget
+    tested: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.path.startswith("/v1/farm"):
+            continue
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+            @hypothesis.settings(max_examples=25, deadline=None, database=None, derandomize=True,
+                                 suppress_health_check=list(HealthCheck))
+            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+            def check(case: Any) -> None:
+                if time.monotonic() < deadline:
+                    case.call_and_validate(base_url=url, headers=headers, checks=checks, timeout=15)
+
+            try:
+                check()
+            except hypothesis.errors.Unsatisfiable:
+                if mode is schemathesis.GenerationMode.POSITIVE:
+                    raise
+                continue
+            tested.append(f"{operation.method.upper()} {operation.path} {mode.value}")
+    return tested
+
+
+def test_schemathesis_on_the_farm_routes_of_a_farm_node(
+    redis_server: RedisServer, make_api: Callable[..., Api]
+) -> None:
+    """The API suite fuzzes a node without a farm (every farm route 409); this one has a live farm behind it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = make_api(redis_server.url)
+    gc.collect()
+
+    async def scenario() -> tuple[list[str], dict[str, Any]]:
+        async with api.session(headers=api.headers) as http:
+            # a finished job and the nodes in the snapshot: real FarmJob and FarmStatus bodies, as documented
+            job = await wait_farm_state(http, await submit_farm(http, gap_spec("fuzzed", 0.1)), "completed")
+            await wait_for(lambda: _has_nodes(http), 10, interval=0.2)
+            _, farm, _, _ = await call(http, "GET", "/v1/farm")
+            _, document, _, _ = await call(http, "GET", "/openapi.json")
+            assert_conforms(document, "FarmJob", job)
+            assert_conforms(document, "FarmStatus", farm)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schemathesis") as pool:
+            tested = await asyncio.get_running_loop().run_in_executor(pool, fuzz_farm_routes, api.url, api.headers,
+                                                                      60.0)
+        async with api.session(headers=api.headers) as http:
+            _, status, _, _ = await call(http, "GET", "/v1/farm")
+        return tested, status
+
+    tested, status = api.run(scenario(), timeout=150)
+    print(f"schemathesis on a farm node: {tested}")
+    assert len(tested) == 8, tested
+    assert status["connected"] is True  # the fuzzing left the farm working
+
+
+def assert_conforms(document: dict[str, Any], name: str, body: Any) -> None:
+    import jsonschema_rs  # schemathesis's validator
+
+    schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    jsonschema_rs.Draft202012Validator(schema).validate(body)
+
+
+async def _has_nodes(http: aiohttp.ClientSession) -> bool:
+    _, body, _, _ = await call(http, "GET", "/v1/farm")
+    return bool(body["nodes"])
