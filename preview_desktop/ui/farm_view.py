@@ -13,8 +13,10 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -39,6 +41,11 @@ class FarmView(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setHeaderLabels(["Node / job", "Project", "Progress", "Slots"])
         self.tree.setRootIsDecorated(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # host and node id: the widest, most useful
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemSelectionChanged.connect(self._update_enabled)
         self.cancel_button = QPushButton("Cancel farm job", self)
         self.cancel_button.setToolTip("Stop the selected farm job on whichever node runs it")
@@ -136,3 +143,37 @@ class FarmView(QWidget):
                 await self.adapter.cancel(moved)
 
         self.adapter.spawn(send(), "sending jobs to the farm")
+
+
+class FarmStatusButton(QToolButton):
+    """The farm at a glance in the status bar ("Farm: 3 nodes · 5 waiting", or why it is offline); a click shows
+    or hides the Farm view. Hidden when this node is not on a farm."""
+
+    def __init__(self, adapter: Any, toggle_view: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAutoRaise(True)
+        self.clicked.connect(toggle_view.trigger)  # the View menu's own action: its text stays "Farm"
+        self.farm = getattr(adapter.node, "farm", None)
+        if self.farm is None:
+            self.hide()
+            return
+        self.farm.on_status(self.show_status)
+        self.show_status(self.farm.status)
+
+    def show_status(self, status: FarmStatus) -> None:
+        if status.connected:
+            c = status.counts
+            waiting = c.get("waiting", 0) + c.get("prioritized", 0) + c.get("delayed", 0)
+            nodes = len(status.nodes)
+            text = f"Farm: {nodes} node{'s' if nodes != 1 else ''} · {c.get('active', 0)} rendering · {waiting} waiting"
+            tip = f"Connected to {status.url}, queue '{status.queue}'. Click to show the Farm view."
+            color = ""
+        elif status.error:
+            text = "Farm: offline, reconnecting"
+            tip = f"Redis unreachable ({status.error}); local rendering continues. {status.url}"
+            color = "color: #b3261e;"
+        else:
+            text, tip, color = "Farm: connecting…", f"Connecting to {status.url}", ""
+        self.setText(text)
+        self.setToolTip(tip)
+        self.setStyleSheet(color and f"QToolButton {{ {color} }}")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QObject, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,6 +34,7 @@ from .about_dialog import show_about
 from .actions import JobActions
 from .adapter import EngineAdapter, SubmitOptions
 from .detail_pane import DetailPane
+from .farm_view import FarmStatusButton, FarmView
 from .icons import app_icon
 from .job_model import COLUMNS, PROGRESS_COLUMN, STATE_FILTERS, TIMELINE_COLUMN, JobFilterProxy, JobTableModel
 from .metrics_dock import MetricsDock
@@ -185,7 +186,7 @@ class MainWindow(QMainWindow):
         self._restore()
         self._update_empty()
         if not self.restored:
-            self.resize(1440, 860)
+            self._default_size()
 
     # ------------------------------------------------------------------ building
     def _build_filters(self) -> None:
@@ -263,7 +264,7 @@ class MainWindow(QMainWindow):
         detail.toggled.connect(self.detail.setVisible)
         self.view_menu.addAction(detail)
         self.view_menu.addSeparator()  # docks added with add_view() (e.g. the farm view) go below
-        self._add_optional_views()
+        self._add_farm_view()
         help_menu = self.menuBar().addMenu("&Help")
         about = help_menu.addAction(f"About {APP_NAME}")
         about.triggered.connect(lambda: show_about(self, self.settings.data_dir))
@@ -280,17 +281,26 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(toggle)
         return dock
 
-    def _add_optional_views(self) -> None:
-        try:
-            from .farm_view import FarmView  # added by the farm work
-        except ImportError:
-            return
-        dock = self.add_view("Farm", FarmView(self.adapter), Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+F")
-        dock.hide()
+    def _default_size(self) -> None:
+        """1440x860, or 90% of a smaller screen's free area, so the first window never spills off screen.
+        (The offscreen platform's 800x600 "screen" is no screen: screenshots keep the full size.)"""
+        screen = self.screen()
+        width, height = 1440, 860
+        if screen is not None and QGuiApplication.platformName() != "offscreen":
+            free = screen.availableGeometry()
+            width, height = min(width, int(free.width() * 0.9)), min(height, int(free.height() * 0.9))
+        self.resize(width, height)
+
+    def _add_farm_view(self) -> None:
+        self.farm_dock = self.add_view("Farm", FarmView(self.adapter), Qt.DockWidgetArea.RightDockWidgetArea,
+                                       "Ctrl+Shift+F")
+        self.farm_dock.hide()
 
     def _build_status(self) -> None:
         self.status_label = QLabel(self)
         self.statusBar().addPermanentWidget(self.status_label)
+        self.farm_button = FarmStatusButton(self.adapter, self.farm_dock.toggleViewAction(), self)
+        self.statusBar().addPermanentWidget(self.farm_button)
         self._status_changed(self.adapter.status)
 
     # ------------------------------------------------------------------ state

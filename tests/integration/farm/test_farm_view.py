@@ -57,3 +57,43 @@ def test_farm_view_without_a_farm(qtbot: Any) -> None:
     qtbot.addWidget(view)
     assert "off" in view.status_label.text()
     assert not view.send_button.isEnabled()
+
+
+def test_status_bar_button_shows_the_farm_at_a_glance_and_opens_the_view(qtbot: Any) -> None:
+    from PySide6.QtGui import QAction
+
+    from preview_desktop.ui.farm_view import FarmStatusButton
+
+    url = redact("redis://:hunter2-secret@farm.local:6379/0")
+    node = NodeInfo(nodeId="box:1:abcd", host="box", pid=1, version="0.1.0", capacity=2, running=[],
+                    heartbeat=time.time())
+    status = FarmStatus(url=url, queue="previews", connected=True, nodes=[node, node],
+                        counts={"waiting": 3, "prioritized": 1, "active": 2, "delayed": 1})
+    farm = FakeFarm(status)
+    toggle = QAction("Farm", checkable=True)
+    button = FarmStatusButton(SimpleNamespace(node=SimpleNamespace(farm=farm)), toggle)
+    qtbot.addWidget(button)
+    assert button.text() == "Farm: 2 nodes · 2 rendering · 5 waiting"
+    button.click()
+    assert toggle.isChecked() and toggle.text() == "Farm"
+
+    down = FarmStatus(url=url, queue="previews", connected=False, error="ConnectionError: refused")
+    for callback in farm.callbacks:
+        callback(down)
+    assert button.text() == "Farm: offline, reconnecting"
+    assert "refused" in button.toolTip() and "hunter2" not in button.toolTip()
+    assert "#b3261e" in button.styleSheet()
+
+
+def test_status_bar_button_is_hidden_without_a_farm(qtbot: Any) -> None:
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QStatusBar
+
+    from preview_desktop.ui.farm_view import FarmStatusButton
+
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    button = FarmStatusButton(SimpleNamespace(node=SimpleNamespace(farm=None)), QAction("Farm"))
+    bar.addPermanentWidget(button)  # as the window does; the status bar shows its widgets unless told not to
+    bar.show()
+    assert button.isHidden()
