@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-_URL_PASSWORD_RE = re.compile(r"([a-z][a-z0-9+.-]*://)([^:/@\s]*):([^@\s]+)@", re.IGNORECASE)
+# The password runs to the last "@" before the host, so one with a literal "@" (not %40) is masked whole.
+_URL_PASSWORD_RE = re.compile(r"([a-z][a-z0-9+.-]*://)([^:/@\s]*):(\S+)@(?=[^@\s/]*(?:[/\s?#]|$))", re.IGNORECASE)
 _BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _SECRETS: set[str] = set()
 LOG_FILE_NAME = "preview-desktop.log"

@@ -12,6 +12,9 @@ from preview_desktop.logs import LOG_FILE_NAME, add_secret, redact, setup_loggin
 def test_redact() -> None:
     assert redact("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
     assert redact("rediss://user:pa55word@h") == "rediss://user:***@h"
+    # a literal "@" in the password (it should be %40, people type it anyway): no part of it shows
+    assert redact("lost redis://:p@ss@host:6379/0, retrying") == "lost redis://:***@host:6379/0, retrying"
+    assert redact("mail user@example.com, see http://h/p?a=b@c") == "mail user@example.com, see http://h/p?a=b@c"
     assert redact("Authorization: Bearer abc.def-123") == "Authorization: Bearer ***"
     add_secret("tok-very-secret")
     assert "tok-very-secret" not in redact("token tok-very-secret here")
