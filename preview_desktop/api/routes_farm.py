@@ -47,20 +47,6 @@ def farm_job_id_from(request: web.Request) -> str:
     return job_id
 
 
-async def read_job(client: Any, job_id: str) -> dict[str, Any] | None:
-    """FarmClient.get's dict, with the state read *before* the job's hash.
-
-    FarmClient.get reads the hash first, so a job finishing between its two reads showed `completed` with no
-    returnvalue yet. BullMQ writes the result and moves the job in one script: a finished state read first
-    guarantees the hash read after it holds the result.
-    """
-    state = await client.queue.getJobState(job_id)
-    job: dict[str, Any] | None = await client.get(job_id)
-    if job is not None and state != "unknown":
-        job["state"] = state
-    return job
-
-
 class FarmRoutes:
     def __init__(self, node: Any) -> None:
         self.node = node
@@ -126,7 +112,7 @@ class FarmRoutes:
     async def get(self, request: web.Request) -> web.Response:
         farm = self._farm()
         job_id = farm_job_id_from(request)
-        job = await self._redis(farm, "read", read_job(farm.client, job_id))
+        job = await self._redis(farm, "read", farm.client.get(job_id))
         if job is None:
             raise FarmJobNotFound(job_id)
         return json_response(job)

@@ -185,6 +185,11 @@ class Engine:
     def stopping(self) -> bool:
         return self._stopping
 
+    @property
+    def paused(self) -> bool:
+        """The queue is paused on this node (the window's Pause queue): no local job and no farm job starts."""
+        return self._paused
+
     def close(self) -> None:
         self._store_thread.shutdown(wait=True)
         self.pool.close()

@@ -48,8 +48,10 @@ class QtEventLoop(qasync.QEventLoop):
             handle: asyncio.Handle = super().call_soon(callback, *args, context=context)
             return handle
         self._check_callback(callback, "call_soon")
-        self._check_closed()
         handle = asyncio.Handle(callback, args, self, context=context)
+        if self.is_closed():  # e.g. a render thread's last report, queued by Qt before the loop closed: dropped,
+            handle.cancel()   # as qasync drops it (raising here would raise inside Qt's event dispatch)
+            return handle
         self._ready_handles.append(handle)
         if self._armed_for != _IMMEDIATE:
             self._arm()
@@ -66,8 +68,10 @@ class QtEventLoop(qasync.QEventLoop):
         if self.get_debug():
             return self.call_later(when - self.time(), callback, *args, context=context)
         self._check_callback(callback, "call_at")
-        self._check_closed()
         timer = asyncio.TimerHandle(when, callback, args, self, context=context)
+        if self.is_closed():
+            timer.cancel()
+            return timer
         heapq.heappush(self._timers, timer)
         timer._scheduled = True  # type: ignore[attr-defined]  # asyncio-internal, not in typeshed
         if self._armed_for is None or when < self._armed_for:

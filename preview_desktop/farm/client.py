@@ -76,19 +76,29 @@ class FarmClient:
             return "not-found"
         if state != "active" and await self.queue.remove(job_id) == 1:
             return "removed"
-        # it runs (or started between our two reads: BullMQ refuses to remove a locked job)
+        if state != "active":  # not removed: it started meanwhile (BullMQ keeps a locked job), or it ended
+            state = await self.queue.getJobState(job_id)
+            if state in ("completed", "failed"):
+                return "finished"
+            if state == "unknown":
+                return "not-found"
         await self.redis.set(self.keys.cancel(job_id), reason, ex=CANCEL_TTL_S)
         return "requested"
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
-        """The job as Node's BullMQ would show it: state, progress, return value, failed reason."""
+        """The job as Node's BullMQ would show it: state, progress, return value, failed reason.
+
+        The state is read before the job: BullMQ stores the result and moves the job in one script, so a
+        finished state read first guarantees the job read after it holds its result (the other order could show
+        `completed` with no return value yet)."""
+        state = await self.queue.getJobState(job_id)
         job = await self.queue.getJob(job_id)
         if job is None:
             return None
         return {
             "id": str(job.id),
             "name": job.name,
-            "state": await self.queue.getJobState(job_id),
+            "state": state,
             "data": job.data,
             "progress": job.progress,
             "returnvalue": job.returnvalue,

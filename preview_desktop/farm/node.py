@@ -32,6 +32,7 @@ from ..core.intake import prepare_wire_spec
 from ..core.job import Job, JobState, new_job_id
 from ..core.spec import JobSpec
 from ..engine.boundary import Outcome, run_at_boundary
+from ..engine.events import EngineStatus
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
 from .registry import FarmJobInfo, FarmKeys, FarmStatus, NodeInfo, publish, read_counts, read_nodes, unpublish
@@ -102,6 +103,7 @@ class FarmNode:
         self._tokens = itertools.count(1)
         self._fetching = 0  # fetches in flight: each one holds a claim on a free slot
         self._fetchers = 0
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.completed = 0  # attempts that ended on this node (any outcome): for tests and the bench
 
     # ------------------------------------------------------------------ lifecycle
@@ -128,6 +130,7 @@ class FarmNode:
             self.config.stalled_interval_ms / 1000, self._worker.runStalledJobsCheck, self._worker.emit
         )
         self.engine.pool.on_free(self._slot.set)
+        self._unsubscribe = self.engine.events.subscribe(self._on_engine_event)  # e.g. resumed after a pause
         self.link.on_change(self._notify)
         # one fetcher per slot: fetch round trips overlap (throughput) while each still needs a free slot
         self._fetchers = max(1, self.engine.pool.capacity)
@@ -140,6 +143,7 @@ class FarmNode:
     async def stop(self) -> None:
         """Stop fetching; let running farm jobs finish briefly, then hand them back to the queue."""
         self._stopping = True
+        self._unsubscribe()
         self._slot.set()
         for task in self._tasks[: self._fetchers]:
             task.cancel()
@@ -216,8 +220,13 @@ class FarmNode:
         await self.link.wait_up(delay)
 
     # ------------------------------------------------------------------ fetching
+    def _on_engine_event(self, event: object) -> None:
+        if isinstance(event, EngineStatus):
+            self._slot.set()
+
     def _may_fetch(self, claimed: int = 0) -> bool:
-        return not self._stopping and not self.engine.stopping and self.engine.pool.free - claimed > 0
+        engine = self.engine
+        return not self._stopping and not engine.stopping and not engine.paused and engine.pool.free - claimed > 0
 
     async def _fetch_loop(self) -> None:
         worker = self._worker

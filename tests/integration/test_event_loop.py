@@ -140,3 +140,20 @@ def test_asyncio_timeouts_work_on_the_loop(qloop: asyncio.AbstractEventLoop) -> 
         raise AssertionError("no timeout")
 
     assert 0.045 <= qloop.run_until_complete(scenario()) < 1.0
+
+
+def test_a_call_that_arrives_after_close_is_dropped_quietly(qapp: Any) -> None:
+    """A render thread's last call_soon_threadsafe can reach Qt's queue just before the loop closes; Qt delivers
+    it afterwards, inside its own event dispatch, where an exception would be an error in the Qt event loop."""
+    from preview_desktop.engine.event_loop import make_event_loop
+
+    loop = make_event_loop(qapp)
+    ran: list[int] = []
+    thread = threading.Thread(target=lambda: loop.call_soon_threadsafe(ran.append, 1))
+    thread.start()
+    thread.join()
+    loop.close()
+    asyncio.set_event_loop(None)
+    qapp.processEvents()  # Qt delivers the queued call now
+    assert ran == []
+    assert loop.call_soon(ran.append, 2).cancelled() and loop.call_later(0, ran.append, 3).cancelled()

@@ -446,3 +446,47 @@ def assert_conforms(document: dict[str, Any], name: str, body: Any) -> None:
 async def _has_nodes(http: aiohttp.ClientSession) -> bool:
     _, body, _, _ = await call(http, "GET", "/v1/farm")
     return bool(body["nodes"])
+
+
+def test_a_paused_node_takes_no_farm_job_until_resumed(
+    redis_server: RedisServer, run_log: Path, make_api: Callable[..., Api]
+) -> None:
+    """Pause queue (the window's toolbar) stops this computer rendering: farm jobs included; they wait for it,
+    or for another node."""
+    api = make_api(redis_server.url)  # the only node on the farm
+
+    async def scenario() -> tuple[str, dict[str, Any], list[tuple[str, int]]]:
+        async with api.session(headers=api.headers) as http:
+            await api.node.engine.set_paused(True)
+            await wait_for(lambda: asyncio.sleep(0, api.node.engine.paused), 5)
+            job_id = await submit_farm(http, gap_spec("paused", 0.1))
+            state = await settled_waiting(http, job_id)
+            ran_while_paused = farm_runs(run_log)
+            await api.node.engine.set_paused(False)
+            done = await wait_farm_state(http, job_id, "completed", "failed", timeout=10)
+            return state, done, ran_while_paused
+
+    state, done, ran_while_paused = api.run(scenario())
+    assert state in ("waiting", "prioritized"), state
+    assert ran_while_paused == []
+    assert done["state"] == "completed", done
+    assert farm_runs(run_log) == [("paused", os.getpid())]
+
+
+def test_a_lock_renewal_crossing_a_completion_is_no_warning(
+    redis_server: RedisServer, make_api: Callable[..., Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    """bullmq renews locks on a timer; when a renewal meets a job that just completed here, the lock is gone
+    because the job is done: not the "may be re-run elsewhere" warning a really lost lock deserves."""
+    api = make_api(redis_server.url)
+    farm = api.node.farm
+    caplog.set_level(logging.DEBUG, logger="preview_desktop.farm")
+    farm._on_worker_error(Exception("could not renew lock for job 41"))  # bullmq's words; 41 ended here
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    farm.running["42"] = object()  # 42 still renders here: its lock is really lost
+    try:
+        farm._on_worker_error(Exception("could not renew lock for job 42"))
+    finally:
+        farm.running.pop("42")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "job 42" in warnings[0] and "re-run elsewhere" in warnings[0]
