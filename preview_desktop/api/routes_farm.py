@@ -9,7 +9,6 @@ cannot be reached (503 `farm_unavailable`, one redacted line: no traceback, neve
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Awaitable
@@ -17,11 +16,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..core.intake import prepare_wire_spec
-from ..core.spec import JobSpec
-from ..errors import FarmDisabled, FarmJobNotFound, FarmUnavailable, IllegalTransition, InvalidSpec
+from ..errors import FarmDisabled, FarmJobNotFound, FarmUnavailable, IllegalTransition
 from ..farm.connection import describe_error, is_connection_error
 from .http import json_response
+from .routes_jobs import read_spec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,14 +89,7 @@ class FarmRoutes:
     async def submit(self, request: web.Request) -> web.Response:
         """Validate like POST /v1/jobs, then queue on the farm: any node may run it, this one included."""
         farm = self._farm()
-        body = await request.read()  # aiohttp refuses bodies above client_max_size with 413
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidSpec("spec", f"the request body is not valid JSON ({exc})") from None
-        roots = self.node.settings.effective_media_roots
-        # Intake stats files (the timeline must exist inside the media roots): off the loop.
-        spec: JobSpec = await asyncio.get_running_loop().run_in_executor(None, prepare_wire_spec, data, roots)
+        spec = await read_spec(request, self.node.settings.effective_media_roots)
         job_id = await self._redis(farm, "submit", farm.submit(spec))
         log.info("API: farm job %s queued (%s)", job_id, spec.projectId)
         state: str | None

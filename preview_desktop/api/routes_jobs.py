@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +49,18 @@ def parse_limit(text: str | None) -> int | None:
     return int(text)
 
 
+async def read_spec(request: web.Request, roots: tuple[Path, ...]) -> JobSpec:
+    """The request body as a checked job spec (POST /v1/jobs and /v1/farm/jobs): 400 naming what is wrong."""
+    body = await request.read()  # aiohttp refuses bodies above client_max_size with 413
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSpec("spec", f"the request body is not valid JSON ({exc})") from None
+    # Intake stats files (the timeline must exist inside the media roots): off the loop.
+    spec: JobSpec = await asyncio.get_running_loop().run_in_executor(None, prepare_wire_spec, data, roots)
+    return spec
+
+
 class JobRoutes:
     def __init__(self, node: Any) -> None:
         self.node = node
@@ -63,14 +76,7 @@ class JobRoutes:
         return await self.node.engine.call(fn, *args, **kwargs)
 
     async def submit(self, request: web.Request) -> web.Response:
-        body = await request.read()  # aiohttp refuses bodies above client_max_size with 413
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidSpec("spec", f"the request body is not valid JSON ({exc})") from None
-        roots = self.node.settings.effective_media_roots
-        # Intake stats files (the timeline must exist inside the media roots): off the loop.
-        spec: JobSpec = await asyncio.get_running_loop().run_in_executor(None, prepare_wire_spec, data, roots)
+        spec = await read_spec(request, self.node.settings.effective_media_roots)
         job: Job = await self._call(self.node.store.submit, spec)
         location = request.app.router["jobs.get"].url_for(job_id=job.id)
         return json_response(job.to_wire(), status=201, headers={"Location": str(location)})

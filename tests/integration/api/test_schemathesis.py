@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import requests
 
 from preview_desktop.core.spec import JobSpec
+from tests.support.fuzz import fuzz_api
 
 from .harness import Api
 
@@ -27,44 +26,8 @@ SKIPPED = {"/v1/events"}  # an endless stream: covered by the SSE tests
 
 
 def fuzz(url: str, headers: dict[str, str]) -> list[str]:
-    import hypothesis
-    import schemathesis
-    from hypothesis import HealthCheck
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    document = requests.get(url + "/openapi.json", timeout=10).json()
-    schema = schemathesis.openapi.from_dict(document)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-    deadline = time.monotonic() + BUDGET_SECONDS
-    tested: list[str] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if operation.path in SKIPPED or time.monotonic() > deadline:
-            continue
-        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode)
-
-            @hypothesis.settings(max_examples=MAX_EXAMPLES // 2, deadline=None, database=None, derandomize=True,
-                                 suppress_health_check=list(HealthCheck))
-            @hypothesis.given(case=strategy)
-            def check(case: Any) -> None:
-                if time.monotonic() > deadline:
-                    return
-                case.call_and_validate(base_url=url, headers=headers, checks=checks, timeout=10)
-
-            try:
-                check()
-            except hypothesis.errors.Unsatisfiable:
-                if mode is schemathesis.GenerationMode.POSITIVE:
-                    raise
-                continue  # nothing to negate (e.g. GET /healthz takes no input)
-            tested.append(f"{operation.method.upper()} {operation.path} {mode.value}")
-    return tested
+    return fuzz_api(url, headers, budget=BUDGET_SECONDS, examples=MAX_EXAMPLES // 2,
+                    include=lambda path: path not in SKIPPED)
 
 
 def test_openapi_describes_every_route_and_the_spec_model(api: Api) -> None:

@@ -26,6 +26,7 @@ from preview_desktop.core.job import JobState
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.integration.api.harness import TOKEN, Api
+from tests.support.fuzz import fuzz_api
 from tests.support.qtloop import run
 from tests.support.redis_server import RedisServer
 
@@ -366,43 +367,8 @@ def test_redis_down_is_503_without_the_password(
 
 def fuzz_farm_routes(url: str, headers: dict[str, str], budget: float) -> list[str]:
     """Schemathesis on the /v1/farm routes only: no 5xx, and every answer as the OpenAPI document says."""
-    import hypothesis
-    import requests
-    import schemathesis
-    from hypothesis import HealthCheck
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    document = requests.get(url + "/openapi.json", timeout=10).json()
-    schema = schemathesis.openapi.from_dict(document)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-    deadline = time.monotonic() + budget
-    tested: list[str] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if not operation.path.startswith("/v1/farm"):
-            continue
-        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-
-            @hypothesis.settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                                 suppress_health_check=list(HealthCheck))
-            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-            def check(case: Any) -> None:
-                if time.monotonic() < deadline:
-                    case.call_and_validate(base_url=url, headers=headers, checks=checks, timeout=15)
-
-            try:
-                check()
-            except hypothesis.errors.Unsatisfiable:
-                if mode is schemathesis.GenerationMode.POSITIVE:
-                    raise
-                continue
-            tested.append(f"{operation.method.upper()} {operation.path} {mode.value}")
-    return tested
+    return fuzz_api(url, headers, budget=budget, examples=25, include=lambda path: path.startswith("/v1/farm"),
+                    timeout=15)
 
 
 def test_schemathesis_on_the_farm_routes_of_a_farm_node(
