@@ -106,7 +106,8 @@ class Engine:
         self._wake.set()
 
     def status(self) -> EngineStatus:
-        return EngineStatus(len(self.running), self.pool.capacity, self._paused, self._stopping)
+        """`running` counts every render on this computer: local jobs and farm jobs share the slots."""
+        return EngineStatus(self.pool.active, self.pool.capacity, self._paused, self._stopping)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -293,10 +294,10 @@ class Engine:
         self.running[job.id] = RunningJob(lease, ctx)
         self.jobs[job.id] = job
         self.events.emit(JobUpdated(job))
-        self.events.emit(self.status())
         log.info("job %s started (%s, attempt %d/%d)", job.id, job.project_id, job.attempts_made,
                  job.attempts_allowed, extra={"job_id": job.id})
         future = self.pool.submit(partial(run_at_boundary, handler, job, ctx))
+        self.events.emit(self.status())  # after submit: `running` counts the pool's slots
 
         def finished(f: asyncio.Future[Outcome], job_id: str = job.id) -> None:
             self._spawn(self._finish(job_id, f.result()))

@@ -334,6 +334,7 @@ class FarmNode:
         else:
             future = self.engine.pool.submit(partial(self._run_on_pool, handler, raw, local, ctx))
         self.running[str(job.id)] = FarmRun(job, token, ctx, future, local.id)
+        self.engine.events.emit(self.engine.status())  # a slot of this computer is taken: the window shows it
         log.info("farm: job %s (%s) started here, attempt %d", job.id, local.project_id, local.attempts_made,
                  extra={"job_id": local.id})
         self._spawn_job(self._worker.processJob(job, token))
@@ -386,6 +387,7 @@ class FarmNode:
             self.running.pop(str(job.id), None)
             self.completed += 1
             self._notify_soon()
+            self.engine.events.emit(self.engine.status())
         # Deliver only with Redis up: bullmq's completion needs our lock, which survives an outage shorter
         # than its remaining life. Longer than that, the stalled check has requeued the job: it re-runs.
         if not self.link.connected:

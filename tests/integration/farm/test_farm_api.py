@@ -23,6 +23,7 @@ import pytest
 
 from preview_desktop.core.handler import HandlerRegistry
 from preview_desktop.core.job import JobState
+from preview_desktop.engine.events import EngineStatus
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.integration.api.harness import TOKEN, Api
@@ -456,3 +457,27 @@ def test_a_lock_renewal_crossing_a_completion_is_no_warning(
         farm.running.pop("42")
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "job 42" in warnings[0] and "re-run elsewhere" in warnings[0]
+
+
+def test_a_farm_render_here_counts_in_this_nodes_slots(
+    redis_server: RedisServer, make_api: Callable[..., Api]
+) -> None:
+    """The window's "1/1 slots on this computer" and /healthz count farm renders too: they share the slots."""
+    api = make_api(redis_server.url)  # the only node: it runs the farm job itself
+    seen: list[int] = []
+    api.node.engine.events.subscribe(lambda e: seen.append(e.running) if isinstance(e, EngineStatus) else None)
+
+    async def scenario() -> tuple[int, int, dict[str, Any]]:
+        async with api.session(headers=api.headers) as http:
+            job_id = await submit_farm(http, gap_spec("slot-user", 1.5))
+            await wait_farm_state(http, job_id, "active")
+            await wait_for(lambda: asyncio.sleep(0, api.node.engine.status().running == 1), 5)
+            async with http.get("/healthz") as r:
+                during = (await r.json())["running"]
+            done = await wait_farm_state(http, job_id, "completed", "failed")
+            return during, api.node.engine.status().running, done
+
+    during, after, done = api.run(scenario())
+    assert done["state"] == "completed"
+    assert during == 1 and after == 0
+    assert 1 in seen and seen[-1] == 0  # the window heard both changes
