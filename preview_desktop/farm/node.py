@@ -221,7 +221,8 @@ class FarmNode:
 
     # ------------------------------------------------------------------ fetching
     def _on_engine_event(self, event: object) -> None:
-        if isinstance(event, EngineStatus):
+        """Resumed after a pause, or capacity raised: wake the fetch loops, but only if one may fetch now."""
+        if isinstance(event, EngineStatus) and self._may_fetch(self._fetching):
             self._slot.set()
 
     def _may_fetch(self, claimed: int = 0) -> bool:
@@ -275,11 +276,11 @@ class FarmNode:
         woken by the same free slot, leave it alone. The next job keeps the finished job's lock token (as in Node).
         """
         claim = self._may_fetch(self._fetching) and not self._worker.closing
-        self._fetching += claim
+        self._fetching += int(claim)
         try:
             done = await self._move_to_completed(job, result, remove_on_complete, token, fetch_next=claim)
         finally:
-            self._fetching -= claim
+            self._fetching -= int(claim)
         started = False
         if claim:
             try:
