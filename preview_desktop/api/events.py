@@ -80,6 +80,8 @@ class EventBroker:
     # ------------------------------------------------------------------ producing (loop thread)
     def observe(self, event: Event) -> None:
         """EventHub subscriber: translate an engine event into an SSE message."""
+        if isinstance(event, (JobProgress, JobOutcome)) and event.origin != "local":
+            return  # a farm job rendering here: its id names no local job; the farm's own record is in Redis
         if isinstance(event, JobUpdated):
             self._publish("job", event.job.to_wire())
             if event.job.state.finished:

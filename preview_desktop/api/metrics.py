@@ -8,7 +8,7 @@ counted from events, so they agree with the store at every moment (an event-fed 
 changes the queue or an event is missed). The store read is a blocking SQLite call, so `refresh()` runs it on the
 engine's store thread before the exposition is generated; the collector only returns that fresh snapshot.
 The outcome counter and the duration histogram are fed from JobOutcome events: they count attempts that ended on
-this node since it started, which is what a Prometheus counter means.
+this node since it started, local and farm jobs alike, which is what a Prometheus counter means.
 """
 
 from __future__ import annotations

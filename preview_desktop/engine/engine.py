@@ -26,12 +26,11 @@ from ..queue.base import Lease
 from ..queue.local import LocalStore, StoreWatcher, make_worker_id
 from ..settings import Settings
 from .boundary import Outcome, run_at_boundary
-from .events import EngineStatus, EventHub, JobOutcome, JobProgress, JobRemoved, JobUpdated
+from .events import PROGRESS_EVENT_INTERVAL, EngineStatus, EventHub, JobOutcome, JobProgress, JobRemoved, JobUpdated
 from .pool import RenderPool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-PROGRESS_EVENT_INTERVAL = 0.1  # seconds between live progress events per job
 
 
 @dataclass

@@ -28,25 +28,32 @@ class JobRemoved:
     job_id: str
 
 
+PROGRESS_EVENT_INTERVAL = 0.1  # seconds between live progress events per job
+
+
 @dataclass(frozen=True)
 class JobProgress:
-    """Live progress of a job running on this node (throttled)."""
+    """Live progress of a job running on this node (throttled).
+
+    origin "farm": a farm job rendering here; its id names its render (the artifact folder), not a local job."""
 
     job_id: str
     frame: int
     frames: int
     fraction: float
     fps: float
+    origin: str = "local"
 
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """An attempt on this node ended: outcome is success, failure, retry or cancelled."""
+    """An attempt on this node ended: outcome is success, failure, retry, cancelled, released or lost."""
 
     job_id: str
     outcome: str
     seconds: float
     frames: int
+    origin: str = "local"
 
 
 @dataclass(frozen=True)

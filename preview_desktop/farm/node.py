@@ -32,7 +32,7 @@ from ..core.intake import prepare_wire_spec
 from ..core.job import Job, JobState, new_job_id
 from ..core.spec import JobSpec
 from ..engine.boundary import Outcome, run_at_boundary
-from ..engine.events import EngineStatus
+from ..engine.events import PROGRESS_EVENT_INTERVAL, EngineStatus, JobOutcome, JobProgress
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
 from .registry import FarmJobInfo, FarmKeys, FarmStatus, NodeInfo, publish, read_counts, read_nodes, unpublish
@@ -60,6 +60,7 @@ class FarmRun:
     frame: int = 0
     frames: int = 0
     progress_dirty: bool = False
+    last_event: float = 0.0  # monotonic time of the last JobProgress event
     cancel_reason: str | None = None
     interrupted: bool = False
 
@@ -397,6 +398,11 @@ class FarmNode:
         if run.progress_dirty and self.link.connected:  # the last frame, which the progress loop may not have sent
             with contextlib.suppress(Exception):
                 await job.updateProgress({"frame": run.frame, "frames": run.frames, "percent": run.percent})
+        if outcome.kind == "failure" and outcome.retryable:
+            self._apply_spec_attempts(job)
+        # this node's metrics (window, /metrics) count the attempt, as they count local ones
+        self.engine.events.emit(JobOutcome(run.local_id, self._outcome_kind(job, run, outcome), outcome.seconds,
+                                           run.frames, origin="farm"))
         if outcome.kind == "success":
             return {**(outcome.result or {}), "artifacts": self._artifacts(run)}
         if outcome.kind == "cancelled":
@@ -406,8 +412,17 @@ class FarmNode:
             raise DelayedError()
         if not outcome.retryable:
             raise UnrecoverableError(outcome.error or "failed")
-        self._apply_spec_attempts(job)
         raise FarmJobFailed(outcome.error or "failed")
+
+    @staticmethod
+    def _outcome_kind(job: Any, run: FarmRun, outcome: Outcome) -> str:
+        """The attempt's outcome in the engine's words (success, failure, retry, cancelled, released)."""
+        if outcome.kind == "success":
+            return "success"
+        if outcome.kind == "cancelled":
+            return "cancelled" if run.cancel_reason is not None else "released"
+        attempts = int(job.opts.get("attempts") or 1)
+        return "retry" if outcome.retryable and int(job.attemptsMade) + 1 < attempts else "failure"
 
     def _apply_spec_attempts(self, job: Any) -> None:
         """A producer that set no `attempts` option gets the spec's `attempts` (with exponential backoff)."""
@@ -446,8 +461,15 @@ class FarmNode:
 
     def _on_progress(self, job_id: str, frame: int, frames: int) -> None:
         run = self.running.get(job_id)
-        if run is not None:
-            run.frame, run.frames, run.progress_dirty = frame, frames, True
+        if run is None:
+            return
+        run.frame, run.frames, run.progress_dirty = frame, frames, True
+        now = time.monotonic()
+        if now - run.last_event >= PROGRESS_EVENT_INTERVAL or frame >= frames:  # the window's fps, the tray
+            run.last_event = now
+            elapsed = time.time() - run.started
+            self.engine.events.emit(JobProgress(run.local_id, frame, frames, run.percent / 100,
+                                                frame / elapsed if elapsed > 0 else 0.0, origin="farm"))
 
     async def _progress_loop(self) -> None:
         while True:

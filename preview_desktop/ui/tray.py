@@ -69,11 +69,10 @@ class Tray(QObject):
         if outcome in self._session:
             self._session[outcome] += 1
             self._batch_done += 1
-        if outcome == "failure":
-            job = self.adapter.engine.jobs.get(job_id)
-            what = job.project_id if job else job_id
-            error = (job.error or "").splitlines()[0] if job and job.error else "see the job's Error tab"
-            self.notify(f"Preview failed: {what}", error, critical=True)
+        job = self.adapter.engine.jobs.get(job_id)
+        if outcome == "failure" and job is not None:  # not a farm job rendered here: the farm reports those
+            error = (job.error or "").splitlines()[0] if job.error else "see the job's Error tab"
+            self.notify(f"Preview failed: {job.project_id}", error, critical=True)
         self._update_icon()
 
     def _progress(self, job_id: str, frame: int, frames: int, fraction: float, fps: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from preview_desktop.core.job import JobState
+from preview_desktop.engine.events import JobOutcome
 from preview_desktop.node import Node
 from preview_desktop.settings import Settings
 from tests.support.qtloop import run
@@ -82,6 +83,15 @@ def test_every_state_is_in_the_table(populated: dict[str, str], data_dir: Path, 
     store.close()
     states = {model.data(model.index(r, 0), StateRole) for r in range(model.rowCount())}
     assert {"queued", "running", "retrying", "succeeded", "failed", "cancelled", "superseded"} <= states
+
+
+def test_a_farm_job_failing_here_raises_no_desktop_notification(window: Any) -> None:
+    """Its id names no job in this window's table ("see the job's Error tab" would lead nowhere): the farm's
+    producer and the Farm view report it."""
+    notes: list[tuple[str, str]] = []
+    window.tray.notified.connect(lambda title, text: notes.append((title, text)))
+    window.adapter._on_event(JobOutcome("20261129-040000-0badf00d", "failure", 1.0, 10, origin="farm"))
+    assert notes == []
 
 
 def test_notifications_one_per_failure_and_one_when_all_done(window: Any, node: Node,

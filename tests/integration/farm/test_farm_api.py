@@ -23,7 +23,7 @@ import pytest
 
 from preview_desktop.core.handler import HandlerRegistry
 from preview_desktop.core.job import JobState
-from preview_desktop.engine.events import EngineStatus
+from preview_desktop.engine.events import EngineStatus, JobOutcome, JobProgress
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.integration.api.harness import TOKEN, Api
@@ -481,3 +481,44 @@ def test_a_farm_render_here_counts_in_this_nodes_slots(
     assert done["state"] == "completed"
     assert during == 1 and after == 0
     assert 1 in seen and seen[-1] == 0  # the window heard both changes
+
+
+def test_farm_renders_here_feed_this_nodes_metrics_but_not_its_job_events(
+    redis_server: RedisServer, make_api: Callable[..., Api]
+) -> None:
+    """The window's fps and finished-per-minute plots and /metrics count a farm job rendered here; the SSE stream,
+    whose ids name local jobs, does not carry it."""
+    api = make_api(redis_server.url)  # the only node: it renders the farm job
+    events: list[Any] = []
+    api.node.engine.events.subscribe(events.append)
+
+    async def scenario() -> tuple[dict[str, Any], str, list[str]]:
+        async with api.session(headers=api.headers) as http:
+            sse: list[str] = []
+
+            async def listen() -> None:
+                async with http.get("/v1/events") as r:
+                    async for line in r.content:
+                        sse.append(line.decode())
+
+            listener = asyncio.get_running_loop().create_task(listen())
+            job_id = await submit_farm(http, gap_spec("metered", 0.8))
+            done = await wait_farm_state(http, job_id, "completed", "failed")
+            await asyncio.sleep(0.3)
+            listener.cancel()
+            async with http.get("/metrics") as r:
+                metrics = await r.text()
+            return done, metrics, sse
+
+    done, metrics, sse = api.run(scenario())
+    assert done["state"] == "completed"
+    render_id = done["returnvalue"]["artifacts"]["jobId"]
+    progress = [e for e in events if isinstance(e, JobProgress)]
+    outcomes = [e for e in events if isinstance(e, JobOutcome)]
+    assert progress and {(e.job_id, e.origin) for e in progress} == {(render_id, "farm")}
+    assert progress[-1].frame == progress[-1].frames and progress[-1].fps > 0
+    assert [(e.job_id, e.outcome, e.origin) for e in outcomes] == [(render_id, "success", "farm")]
+    assert 'preview_worker_jobs_total{outcome="success"} 1.0' in metrics
+    assert "preview_worker_job_duration_seconds_count 1.0" in metrics
+    assert any(line.startswith("event: status") for line in sse)  # the stream was live: it saw the slot taken
+    assert not [line for line in sse if render_id in line]
