@@ -80,6 +80,7 @@ class FarmView(QWidget):
                                       f"{where}")
         else:
             self.status_label.setText(f"Farm: connecting to {where}")
+        self.tree.setEnabled(status.connected)  # while Redis is away the list is the last known one: greyed out
         c = status.counts
         if c:
             waiting = c.get("waiting", 0) + c.get("prioritized", 0)

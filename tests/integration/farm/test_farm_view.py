@@ -48,6 +48,10 @@ def test_farm_view_shows_nodes_jobs_counts_and_link(qtbot: Any) -> None:
         callback(down)
     assert "unreachable" in view.status_label.text()
     assert not view.cancel_button.isEnabled()
+    assert not view.tree.isEnabled()  # the node list is the last known one: shown greyed out
+    for callback in farm.callbacks:
+        callback(status)
+    assert view.tree.isEnabled()
 
 
 def test_farm_view_without_a_farm(qtbot: Any) -> None:
