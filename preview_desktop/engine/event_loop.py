@@ -47,7 +47,6 @@ class QtEventLoop(qasync.QEventLoop):
         if self.get_debug():
             handle: asyncio.Handle = super().call_soon(callback, *args, context=context)
             return handle
-        self._check_callback(callback, "call_soon")
         handle = asyncio.Handle(callback, args, self, context=context)
         if self.is_closed():  # e.g. a render thread's last report, queued by Qt before the loop closed: dropped,
             handle.cancel()   # as qasync drops it (raising here would raise inside Qt's event dispatch)
@@ -67,7 +66,6 @@ class QtEventLoop(qasync.QEventLoop):
     def call_at(self, when: float, callback: Any, *args: Any, context: Context | None = None) -> asyncio.Handle:
         if self.get_debug():
             return self.call_later(when - self.time(), callback, *args, context=context)
-        self._check_callback(callback, "call_at")
         timer = asyncio.TimerHandle(when, callback, args, self, context=context)
         if self.is_closed():
             timer.cancel()
@@ -82,13 +80,6 @@ class QtEventLoop(qasync.QEventLoop):
         """asyncio.TimerHandle.cancel calls this: count it; `_on_wake` prunes the heap when they pile up."""
         if handle._scheduled:  # type: ignore[attr-defined]
             self._cancelled_timers += 1
-
-    @staticmethod
-    def _check_callback(callback: Any, method: str) -> None:
-        if asyncio.iscoroutinefunction(callback):
-            raise TypeError(f"coroutines cannot be used with {method}()")
-        if not callable(callback):
-            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
 
     # ------------------------------------------------------------------ running
     def _arm(self) -> None:

@@ -22,14 +22,14 @@ SKIP_DEBLOCK_AT = 2  # skip the H.264 loop filter when the picture shrinks at le
 ENCODE_THREADS = 1
 VIDEO_CRF = "23"
 AUDIO_BIT_RATE = 128000
+_TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
+_SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
+_MAX_BAD_PACKETS = 25
 
 
 def gop_frames(rate: Fraction | float) -> int:
     """A keyframe every 2 s: quick scrubbing (and the longest cached segment)."""
     return max(1, round(float(rate) * 2))
-_TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
-_SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
-_MAX_BAD_PACKETS = 25
 
 
 class Unreadable(Exception):

@@ -21,6 +21,11 @@ def sha256_hex(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def file_digest(path: str | Path) -> str:
+    """"sha256:<hex>": a timeline's digest in preview.json and in the output cache's keys."""
+    return "sha256:" + sha256_hex(path)
+
+
 def json_digest(data: Any) -> str:
     """sha256 of canonical JSON (sorted keys, no spaces, ASCII): the same data gives the same key anywhere."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

@@ -43,7 +43,7 @@ from typing import Any
 from .. import __version__
 from ..core.job import iso
 from ..core.layout import ARTIFACT_NAMES, is_within
-from .files import json_digest, sha256_hex
+from .files import file_digest, json_digest
 
 log = logging.getLogger("preview_desktop.render")
 
@@ -75,11 +75,6 @@ def artifact_sig(path: str | Path) -> list[int] | None:
     if not stat_module.S_ISREG(st.st_mode):
         return None
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
-
-
-def sha256_file(path: str | Path) -> str:
-    """The same form as the renderer's timeline digest (`Loaded.digest`)."""
-    return "sha256:" + sha256_hex(path)
 
 
 @functools.cache
@@ -114,7 +109,7 @@ def output_key(spec_wire: Mapping[str, Any], roots: Sequence[Path]) -> tuple[str
         if not is_within(Path(real), roots) or not os.path.isfile(real):
             return None
         try:
-            digest = sha256_file(real)
+            digest = file_digest(real)
         except OSError:
             return None
     payload = {
@@ -209,7 +204,7 @@ def _input_fresh(item: Input) -> bool:
         if file_sig(item[1]) == item[2]:
             return True
         try:  # touched but maybe the same bytes (an editor's save)
-            return sha256_file(item[1]) == item[3]
+            return file_digest(item[1]) == item[3]
         except OSError:
             return False
     if kind == "seq":

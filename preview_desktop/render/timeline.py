@@ -18,7 +18,7 @@ from ..core.layout import check_path_text, contain
 from ..core.spec import InlineGap, InlineTimeline, JobSpec
 from ..errors import InvalidInput, UnsafePath
 from . import media
-from .files import sha256_hex
+from .files import file_digest
 from .plan import Layer, Plan, Source, to_frames
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def load(spec: JobSpec, settings: Settings) -> Loaded:
     if suffix == ".xml":
         head = real.read_bytes()[:4096].lower()
         fmt, adapter = ("fcpxml", "fcpx_xml") if b"<fcpxml" in head else ("fcp7xml", "fcp_xml")
-    digest = "sha256:" + sha256_hex(real)
+    digest = file_digest(real)
     if not adapter:
         return _media_timeline(real, text, digest, base_dirs, roots)
     import opentimelineio as otio

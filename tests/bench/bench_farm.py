@@ -72,7 +72,6 @@ async def reference(url: str, jobs: int, concurrency: int) -> float:
 
 
 async def scenario(node: Any, client: Any, jobs: int, idle_samples: int, idle_wait: float) -> dict[str, float]:
-    spec = SPEC
     await fill(client.queue, jobs)
     t0 = time.perf_counter()
     await node.start()
@@ -86,7 +85,7 @@ async def scenario(node: Any, client: Any, jobs: int, idle_samples: int, idle_wa
     latencies: list[float] = []
     await asyncio.sleep(idle_wait)
     for i in range(idle_samples):
-        job = await client.queue.add("noop", spec, {})
+        job = await client.queue.add("noop", SPEC, {})
         while True:
             fresh = await client.queue.getJob(job.id)
             if fresh is not None and fresh.finishedOn:
