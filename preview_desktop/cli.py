@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import PreviewError, SettingsError
+from .errors import EXIT_INVALID, PreviewError, SettingsError
 from .settings import Settings, load_settings, prepare_data_dir
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_QUEUE_FULL, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):

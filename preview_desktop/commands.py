@@ -1,8 +1,13 @@
-"""The CLI's commands. Each returns an exit code; PreviewErrors travel up to cli.main, which reports them."""
+"""The CLI's commands. Each returns an exit code; PreviewErrors travel up to cli.main, which reports them.
+
+Queue commands act through the job service (the same one the API and the window use), run inline: the CLI has
+no event loop of its own to keep free, so store calls simply block.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -12,19 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.job import Job, JobState
-from .errors import JobNotFound, PreviewError
+from .errors import EXIT_FAILED, EXIT_OK, PreviewError
 from .settings import Settings
 
 if TYPE_CHECKING:  # the store pulls in pydantic and diskcache: `render` on a cache hit needs neither
+    from .service.jobs import JobService
+
+
+def _service(settings: Settings) -> JobService:
     from .queue.local import LocalStore
+    from .service.jobs import JobService, inline
 
-EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def _store(settings: Settings) -> LocalStore:
-    from .queue.local import LocalStore
-
-    return LocalStore(settings.queue_dir, queue_max=settings.queue_max)
+    return JobService(LocalStore(settings.queue_dir, queue_max=settings.queue_max), settings.effective_media_roots,
+                      inline)
 
 
 def _print_json(data: Any) -> None:
@@ -60,21 +65,16 @@ def _progress_text(job: Job) -> str:
     return ""
 
 
-def _state_text(job: Job) -> str:
-    if job.state is JobState.CANCELLED and job.superseded_by:
-        return "superseded"
-    if job.state is JobState.RUNNING and job.cancel_requested:
-        return "cancelling"
-    return job.state.value
-
-
 # ---------------------------------------------------------------------------------------------- submit
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from .core.intake import prepare_spec
+    return asyncio.run(_submit(args, settings))
 
-    spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args))
-    store = _store(settings)
-    job = store.submit(spec)
+
+async def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    from .service.jobs import PathSource
+
+    jobs = _service(settings)
+    job = await jobs.submit(PathSource(args.source, Path.cwd(), _overrides(args)))
     if not args.wait:
         if args.json:
             _print_json(job.to_wire())
@@ -83,7 +83,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     if not args.json:
         print(f"queued {job.id} ({job.project_id})", file=sys.stderr)
-    job = _follow(store, job.id, show_bar=not args.json and sys.stderr.isatty())
+    job = await _follow(jobs, job.id, TerminalBar(enabled=not args.json and sys.stderr.isatty()))
     if args.json:
         _print_json(job.to_wire())
     else:
@@ -91,45 +91,31 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if job.state is JobState.SUCCEEDED else EXIT_FAILED
 
 
-def _follow(store: LocalStore, job_id: str, show_bar: bool) -> Job:
+async def _follow(jobs: JobService, job_id: str, bar: TerminalBar) -> Job:
     """Poll the store until the job finishes; draw a progress bar on a terminal."""
-    last_line = ""
     waiting_since = time.monotonic()
     hinted = False
-    while True:
-        job = store.get(job_id)
-        if job.state.finished:
-            if show_bar and last_line:
-                sys.stderr.write("\r" + " " * len(last_line) + "\r")
-            return job
-        if show_bar:
-            line = _bar_line(job)
-            if line != last_line:
-                sys.stderr.write("\r" + line.ljust(len(last_line)))
-                sys.stderr.flush()
-                last_line = line
-        if (
-            not hinted
-            and job.state is JobState.QUEUED
-            and time.monotonic() - waiting_since > 5
-            and not any(j.state is JobState.RUNNING for j in store.list_jobs(states=[JobState.RUNNING], limit=1))
-        ):
-            hinted = True
-            print("\nwaiting for a worker: start one with `preview-desktop --worker` or open the window",
-                  file=sys.stderr)
-        time.sleep(0.2)
-
-
-def _bar_line(job: Job) -> str:
-    if job.state is JobState.RUNNING:
-        p = job.progress
-        width = 30
-        filled = int(width * p.fraction)
-        eta = ""
-        if p.fps > 0 and p.frames:
-            eta = f" eta {max(0.0, (p.frames - p.frame) / p.fps):.0f}s"
-        return f"[{'#' * filled}{'.' * (width - filled)}] {p.fraction * 100:5.1f}% {p.frame}/{p.frames}{eta}"
-    return _state_text(job) + (f" ({_progress_text(job)})" if _progress_text(job) else "")
+    try:
+        while True:
+            job = await jobs.get(job_id)
+            if job.state.finished:
+                return job
+            if job.state is JobState.RUNNING and job.progress.frames:
+                bar.update(job.progress.frame, job.progress.frames, fps=job.progress.fps)
+            else:
+                bar.show(job.display_state + (f" ({_progress_text(job)})" if _progress_text(job) else ""))
+            if (
+                not hinted
+                and job.state is JobState.QUEUED
+                and time.monotonic() - waiting_since > 5
+                and not await jobs.list_jobs(states=[JobState.RUNNING], limit=1)
+            ):
+                hinted = True
+                print("\nwaiting for a worker: start one with `preview-desktop --worker` or open the window",
+                      file=sys.stderr)
+            await asyncio.sleep(0.2)
+    finally:
+        bar.close()
 
 
 def _print_outcome(job: Job, settings: Settings) -> None:
@@ -141,14 +127,14 @@ def _print_outcome(job: Job, settings: Settings) -> None:
         for warning in (job.result or {}).get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
     else:
-        state = _state_text(job)
+        state = job.display_state
         print(f"{state}: {job.error}" if job.error else state, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------- reading
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    store = _store(settings)
-    jobs = store.list_jobs(states=[JobState(args.state)] if args.state else None, project_id=args.project)
+    states = [JobState(args.state)] if args.state else None
+    jobs = asyncio.run(_service(settings).list_jobs(states=states, project_id=args.project))
     if args.json:
         _print_json([j.to_wire() for j in jobs])
         return EXIT_OK
@@ -157,13 +143,13 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     print(f"{'JOB ID':<24}  {'STATE':<10}  {'PROGRESS':>8}  {'PRI':>3}  {'CREATED':<10}  PROJECT / TIMELINE")
     for job in jobs:
-        print(f"{job.id:<24}  {_state_text(job):<10}  {_progress_text(job):>8}  {job.priority:>3}  "
+        print(f"{job.id:<24}  {job.display_state:<10}  {_progress_text(job):>8}  {job.priority:>3}  "
               f"{_age(job.created_at):<10}  {job.project_id} / {Path(job.label).name}")
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    job = _store(settings).get(args.job_id)
+    job = asyncio.run(_service(settings).get(args.job_id))
     if args.json:
         _print_json(job.to_wire())
         return EXIT_OK
@@ -171,7 +157,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         ("job", job.id),
         ("project", job.project_id),
         ("timeline", job.label),
-        ("state", _state_text(job) + (f" ({_progress_text(job)})" if _progress_text(job) else "")),
+        ("state", job.display_state + (f" ({_progress_text(job)})" if _progress_text(job) else "")),
         ("priority", str(job.priority)),
         ("attempts", f"{job.attempts_made} of {job.attempts_allowed}"),
         ("created", f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job.created_at))}"),
@@ -195,19 +181,20 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------------------------- actions
 def _each(args: argparse.Namespace, settings: Settings, action: str) -> int:
-    store = _store(settings)
+    jobs = _service(settings)
+    act = jobs.cancel if action == "cancel" else jobs.retry
     worst = EXIT_OK
     results: list[dict[str, Any]] = []
     for job_id in args.job_ids:
         try:
-            job = getattr(store, action)(job_id)
+            job = asyncio.run(act(job_id))
         except PreviewError as exc:
             print(f"preview-desktop: error: {exc}", file=sys.stderr)
             worst = max(worst, exc.exit_code)
             continue
         results.append(job.to_wire())
         if not args.json:
-            print(f"{job.id}: {_state_text(job)}")
+            print(f"{job.id}: {job.display_state}")
     if args.json:
         _print_json(results)
     return worst
@@ -225,7 +212,7 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from .core.handler import JobContext
     from .core.job import Job, new_job_id
-    from .render.api import render_foreground, reuse_foreground
+    from .render.renderer import render_foreground, reuse_foreground
 
     out = Path(args.out).absolute()
     created = time.time()
@@ -239,8 +226,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
 
     spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args))
     job = Job(id=new_job_id(), project_id=spec.projectId, spec=spec.to_wire(), created_at=created)
-    bar = _TerminalBar(enabled=not args.json and sys.stderr.isatty())
-    ctx = JobContext(job=job, progress_fn=bar.update, services={"settings": settings})
+    bar = TerminalBar(enabled=not args.json and sys.stderr.isatty())
+    ctx = JobContext(job=job, progress_fn=bar.update)
     previous = signal.signal(signal.SIGINT, lambda *_: ctx.cancel_event.set())
     try:
         result = render_foreground(spec, out, settings=settings, ctx=ctx, request=request)
@@ -261,7 +248,11 @@ def _report_render(args: argparse.Namespace, out: Path, result: dict[str, Any]) 
     return EXIT_OK
 
 
-class _TerminalBar:
+class TerminalBar:
+    """One progress line on stderr (a terminal only), redrawn at most 10 times a second; cleared at the end.
+
+    Fed from a render thread (`render`) or the polling loop (`submit --wait`)."""
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._last = 0.0
@@ -269,16 +260,21 @@ class _TerminalBar:
         self._lock = threading.Lock()
         self._width = 0
 
-    def update(self, frame: int, frames: int) -> None:
+    def update(self, frame: int, frames: int, fps: float | None = None) -> None:
         now = time.monotonic()
         if not self.enabled or (now - self._last < 0.1 and frame < frames):
             return
+        fraction = frame / frames if frames else 0.0
+        rate = frame / max(1e-6, now - self._started) if fps is None else fps
+        filled = int(30 * fraction)
+        eta = f" eta {max(0.0, (frames - frame) / rate):.0f}s" if rate > 0 else ""
+        self.show(f"[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {frame}/{frames} {rate:.0f} fps{eta}")
+
+    def show(self, line: str) -> None:
+        if not self.enabled:
+            return
         with self._lock:
-            self._last = now
-            fraction = frame / frames if frames else 0.0
-            fps = frame / max(1e-6, now - self._started)
-            filled = int(30 * fraction)
-            line = f"[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {frame}/{frames} {fps:.0f} fps"
+            self._last = time.monotonic()
             self._width = max(self._width, len(line))
             sys.stderr.write("\r" + line.ljust(self._width))
             sys.stderr.flush()
@@ -291,7 +287,7 @@ class _TerminalBar:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from .core.layout import Layout
-    from .render.api import make_demo
+    from .render.renderer import make_demo
 
     timeline = make_demo(Layout(settings.data_dir).media)
     if args.json:
@@ -301,5 +297,3 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"render it:  preview-desktop render {timeline} --out demo-preview", file=sys.stderr)
     return EXIT_OK
 
-
-__all__ = ["JobNotFound"]

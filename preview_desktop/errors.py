@@ -6,6 +6,9 @@ them travel.
 
 from __future__ import annotations
 
+# Exit codes of the CLI (docs/cli.md); errors below carry theirs.
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_QUEUE_FULL, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+
 
 class PreviewError(Exception):
     """Base class. `retryable` tells the job boundary whether another attempt could succeed."""

@@ -1,44 +1,45 @@
-"""A node: the parts one process runs (store, engine, API, farm), wired once from Settings.
+"""A node: the parts one process runs (store, engine, job service, API, farm), wired once from Settings.
 
-The window and `--worker` build the same Node; only what sits on top (widgets or nothing) differs.
+The window and `--worker` build the same Node; only what sits on top (widgets or nothing) differs. This is the
+one place that knows the concrete classes; every part below gets the small, typed pieces it depends on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
-from .core.handler import HandlerRegistry, JobContext
-from .core.job import Job
+from .api.server import ApiServer
+from .core.handler import HandlerRegistry
+from .core.layout import Layout
 from .engine.engine import Engine
 from .engine.gc_guard import MainThreadGC
+from .farm.gateway import FarmGateway
+from .farm.node import FarmNode
+from .queue.base import JobStore
 from .queue.local import LocalStore
+from .render.renderer import RenderHandler
+from .service.jobs import JobService
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Component(Protocol):
-    """Something that lives as long as the node: the API server, the farm client."""
+    """Something that lives as long as the node: the API server, the farm member."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
 
-def render_handler(job: Job, ctx: JobContext) -> dict[str, Any]:
-    """The `render` kind. Imported lazily: av, cv2 and OTIO load only when a render really runs."""
-    from .render.api import render_job
-
-    return render_job(job, ctx)
-
-
 EXTRA_HANDLERS_ENV = "PREVIEW_EXTRA_HANDLERS"
 
 
-def default_registry() -> HandlerRegistry:
+def default_registry(settings: Settings, layout: Layout) -> HandlerRegistry:
+    """The `render` kind. Cheap to build: av, cv2 and OTIO load only when a render really runs."""
     registry = HandlerRegistry()
-    registry.register("render", render_handler)
+    registry.register("render", RenderHandler(settings, layout))
     _register_extra_handlers(registry)
     return registry
 
@@ -66,34 +67,27 @@ class Node:
     ) -> None:
         self.settings = settings
         self.loop = loop
-        self.store = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
-        self.engine = Engine(settings, self.store, registry or default_registry(), loop)
+        self.layout = Layout(settings.data_dir)
+        self.store: JobStore = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
+        self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop)
         self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
-        self.api: Any = None
-        self.farm: Any = None
-        if with_api:
-            self.api = self._make_api()
+        self.farm: FarmNode | None = None
         if with_farm and settings.redis_url:
-            self.farm = self._make_farm()
+            self.farm = FarmNode(settings, self.engine, self.layout)
+            self.components.append(self.farm)
+        self.jobs = JobService(self.store, settings.effective_media_roots, self.engine.call,
+                               farm=FarmGateway(self.farm) if self.farm is not None else None)
+        self.api: ApiServer | None = None
+        if with_api:
+            self.api = ApiServer(settings, self.layout, self.jobs, self.engine)
+            self.components.insert(0, self.api)  # listening before the farm advertises its address
+            if self.farm is not None:
+                self.farm.api = self.api
 
-    def _make_api(self) -> Any:
-        try:
-            from .api.server import ApiServer
-        except ImportError:  # the API package is optional at this stage of the build
-            return None
-        server = ApiServer(self)
-        self.components.append(server)
-        return server
-
-    def _make_farm(self) -> Any:
-        try:
-            from .farm.node import FarmNode
-        except ImportError:
-            return None
-        farm = FarmNode(self)
-        self.components.append(farm)
-        return farm
+    @property
+    def api_url(self) -> str | None:
+        return self.api.url if self.api is not None else None
 
     async def start(self) -> None:
         self.gc.start()

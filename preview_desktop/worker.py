@@ -48,7 +48,7 @@ def run_worker(settings: Settings) -> int:
     async def main() -> None:
         nonlocal exit_code
         await node.start()
-        api = getattr(node.api, "url", None)
+        api = node.api_url
         parts = [
             f"Preview Desktop {__version__} worker ready",
             f"node {node.engine.worker_id}",

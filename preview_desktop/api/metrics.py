@@ -23,12 +23,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from ..core.job import JobState
-from ..engine.events import Event, JobOutcome
-
-OUTCOMES = ("success", "failure", "retry")
-# Renders take seconds (a short cut) to an hour (a feature at 4 h maxSeconds is rare but possible).
-DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+from ..core.events import Event, JobOutcome
+from ..core.metrics import (
+    ACTIVE_JOBS,
+    DURATION_BUCKETS,
+    JOB_DURATION,
+    JOBS_TOTAL,
+    OUTCOMES,
+    QUEUE_SIZE,
+    counts_to_gauges,
+)
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,6 @@ class MetricsSnapshot:
     duration_sum: float
     taken_at: float = field(default_factory=time.time)
 
-    @property
-    def mean_duration(self) -> float | None:
-        return self.duration_sum / self.duration_count if self.duration_count else None
-
-
-def counts_to_gauges(counts: dict[str, int]) -> tuple[int, int]:
-    """(queue size, active jobs) from the store's counts by state: waiting = queued + retrying; active = running."""
-    waiting = counts.get(JobState.QUEUED.value, 0) + counts.get(JobState.RETRYING.value, 0)
-    return int(waiting), int(counts.get(JobState.RUNNING.value, 0))
 
 
 class _StoreGauges(Collector):
@@ -59,17 +54,17 @@ class _StoreGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         queue_size, active = self._metrics.gauges
-        queue = GaugeMetricFamily("preview_worker_queue_size", "Jobs waiting in the queue (queued or retrying).")
+        queue = GaugeMetricFamily(QUEUE_SIZE, "Jobs waiting in the queue (queued or retrying).")
         queue.add_metric([], queue_size)
         yield queue
-        running = GaugeMetricFamily("preview_worker_active_jobs", "Jobs running now.")
+        running = GaugeMetricFamily(ACTIVE_JOBS, "Jobs running now.")
         running.add_metric([], active)
         yield running
 
     def describe(self) -> Iterator[Metric]:
         # Describing lets the registry check names at registration without calling collect().
-        yield GaugeMetricFamily("preview_worker_queue_size", "Jobs waiting in the queue (queued or retrying).")
-        yield GaugeMetricFamily("preview_worker_active_jobs", "Jobs running now.")
+        yield GaugeMetricFamily(QUEUE_SIZE, "Jobs waiting in the queue (queued or retrying).")
+        yield GaugeMetricFamily(ACTIVE_JOBS, "Jobs running now.")
 
 
 class _WithoutCreated:
@@ -96,13 +91,13 @@ class NodeMetrics:
         self._read_counts = read_counts
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs_total = Counter(
-            "preview_worker_jobs_total", "Job attempts that ended on this node, by outcome.", ["outcome"],
+            JOBS_TOTAL, "Job attempts that ended on this node, by outcome.", ["outcome"],
             registry=self.registry,
         )
         for outcome in OUTCOMES:
             self.jobs_total.labels(outcome=outcome)  # present at 0 from the start
         self.duration = Histogram(
-            "preview_worker_job_duration_seconds", "Wall time of job attempts on this node.",
+            JOB_DURATION, "Wall time of job attempts on this node.",
             buckets=DURATION_BUCKETS, registry=self.registry,
         )
         self.gauges: tuple[int, int] = (0, 0)
@@ -135,7 +130,7 @@ class NodeMetrics:
         totals = dict.fromkeys(OUTCOMES, 0)
         for metric in self.jobs_total.collect():
             for sample in metric.samples:
-                if sample.name == "preview_worker_jobs_total" and sample.labels.get("outcome") in totals:
+                if sample.name == JOBS_TOTAL and sample.labels.get("outcome") in totals:
                     totals[sample.labels["outcome"]] = int(sample.value)
         count, total_seconds = 0.0, 0.0
         for metric in self.duration.collect():

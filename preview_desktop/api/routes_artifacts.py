@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from ..core.layout import ARTIFACT_NAMES, Layout, is_within
 from ..errors import InvalidInput, PreviewError
 from .auth import SIGNED_URL_MAX_SECONDS, SIGNED_URL_SECONDS
 from .http import ARTIFACT_ROUTE, ApiAuth, json_response
+from .ports import Jobs
 from .routes_jobs import job_id_from
 
 CONTENT_TYPES = {
@@ -64,17 +64,17 @@ def parse_expires(text: str | None) -> int:
 
 
 class ArtifactRoutes:
-    def __init__(self, node: Any, auth: ApiAuth) -> None:
-        self.node = node
+    def __init__(self, jobs: Jobs, layout: Layout, auth: ApiAuth) -> None:
+        self.jobs = jobs
         self.auth = auth
-        self.layout = Layout(node.settings.data_dir)
+        self.layout = layout
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_get("/v1/jobs/{job_id}/artifacts", self.list, name="artifacts.list")
         app.router.add_get("/v1/jobs/{job_id}/artifacts/{name}", self.download, name=ARTIFACT_ROUTE)
 
     async def _artifacts(self, job_id: str) -> tuple[Job, list[tuple[str, Path, int]]]:
-        job: Job = await self.node.engine.call(self.node.store.get, job_id)
+        job = await self.jobs.get(job_id)
         files = await asyncio.get_running_loop().run_in_executor(None, existing_artifacts, self.layout, job)
         return job, files
 

@@ -1,20 +1,18 @@
-"""Job routes: submit, list, read, cancel, retry. Every store call runs on the engine's store thread."""
+"""Job routes: submit, list, read, cancel, retry, through the job service."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from ..core.intake import prepare_wire_spec
-from ..core.job import Job, JobState
+from ..core.job import JobState
 from ..core.layout import JOB_ID_RE
-from ..core.spec import PROJECT_ID_RE, JobSpec
+from ..core.spec import PROJECT_ID_RE
 from ..errors import InvalidInput, InvalidSpec, JobNotFound
+from ..service.jobs import WireSource
 from .http import json_response
+from .ports import Jobs
 
 MAX_LIST_LIMIT = 10000
 
@@ -49,21 +47,18 @@ def parse_limit(text: str | None) -> int | None:
     return int(text)
 
 
-async def read_spec(request: web.Request, roots: tuple[Path, ...]) -> JobSpec:
-    """The request body as a checked job spec (POST /v1/jobs and /v1/farm/jobs): 400 naming what is wrong."""
+async def read_body(request: web.Request) -> WireSource:
+    """The request body as a spec source (POST /v1/jobs and /v1/farm/jobs): 400 when it is not JSON."""
     body = await request.read()  # aiohttp refuses bodies above client_max_size with 413
     try:
-        data = json.loads(body)
+        return WireSource(json.loads(body))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSpec("spec", f"the request body is not valid JSON ({exc})") from None
-    # Intake stats files (the timeline must exist inside the media roots): off the loop.
-    spec: JobSpec = await asyncio.get_running_loop().run_in_executor(None, prepare_wire_spec, data, roots)
-    return spec
 
 
 class JobRoutes:
-    def __init__(self, node: Any) -> None:
-        self.node = node
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
 
     def add_to(self, app: web.Application) -> None:
         app.router.add_post("/v1/jobs", self.submit, name="jobs.submit")
@@ -72,12 +67,8 @@ class JobRoutes:
         app.router.add_post("/v1/jobs/{job_id}/cancel", self.cancel, name="jobs.cancel")
         app.router.add_post("/v1/jobs/{job_id}/retry", self.retry, name="jobs.retry")
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self.node.engine.call(fn, *args, **kwargs)
-
     async def submit(self, request: web.Request) -> web.Response:
-        spec = await read_spec(request, self.node.settings.effective_media_roots)
-        job: Job = await self._call(self.node.store.submit, spec)
+        job = await self.jobs.submit(await read_body(request))
         location = request.app.router["jobs.get"].url_for(job_id=job.id)
         return json_response(job.to_wire(), status=201, headers={"Location": str(location)})
 
@@ -87,18 +78,18 @@ class JobRoutes:
         if project_id is not None and not PROJECT_ID_RE.match(project_id):
             raise InvalidInput("projectId: must be 1-64 characters of letters, digits, '.', '_' or '-'")
         limit = parse_limit(request.query.get("limit"))
-        jobs: list[Job] = await self._call(self.node.store.list_jobs, states, project_id, limit)
+        jobs = await self.jobs.list_jobs(states, project_id, limit)
         return json_response({"jobs": [job.to_wire() for job in jobs], "count": len(jobs)})
 
     async def get(self, request: web.Request) -> web.Response:
-        job: Job = await self._call(self.node.store.get, job_id_from(request))
+        job = await self.jobs.get(job_id_from(request))
         return json_response(job.to_wire())
 
     async def cancel(self, request: web.Request) -> web.Response:
         """A waiting job is cancelled now; a running one is asked to stop (202 with cancelRequested)."""
-        job: Job = await self._call(self.node.store.cancel, job_id_from(request))
+        job = await self.jobs.cancel(job_id_from(request))
         return json_response(job.to_wire(), status=202 if job.state is JobState.RUNNING else 200)
 
     async def retry(self, request: web.Request) -> web.Response:
-        job: Job = await self._call(self.node.store.retry, job_id_from(request))
+        job = await self.jobs.retry(job_id_from(request))
         return json_response(job.to_wire())

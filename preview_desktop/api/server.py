@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -20,17 +21,21 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from .. import __version__
+from ..api_token import load_or_create_token, regenerate_token
 from ..core.layout import Layout
 from ..core.spec import MAX_SPEC_BYTES
 from ..errors import SettingsError
-from .auth import is_loopback, load_or_create_token, regenerate_token
-from .events import EventBroker
+from ..queue.local import pid_alive
+from ..settings import Settings
+from .auth import is_loopback
 from .http import ApiAuth, json_response, make_auth_middleware, make_error_middleware
 from .metrics import NodeMetrics
 from .openapi import build_openapi
+from .ports import EngineView, Jobs
 from .routes_artifacts import ArtifactRoutes
 from .routes_farm import FarmRoutes
 from .routes_jobs import JobRoutes
+from .sse import EventBroker
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +59,16 @@ def url_host(host: str) -> str:
 
 
 class ApiServer:
-    def __init__(self, node: Any) -> None:
-        self.node = node
-        self.settings = node.settings
-        self.layout = Layout(self.settings.data_dir)
-        self.auth = ApiAuth(load_or_create_token(self.settings, self.layout))
+    def __init__(self, settings: Settings, layout: Layout, jobs: Jobs, engine: EngineView) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.jobs = jobs
+        self.engine = engine
+        self.auth = ApiAuth(load_or_create_token(settings, layout))
         self.events = EventBroker()
-        self.metrics = NodeMetrics(lambda: node.engine.call(node.store.counts))
+        self.metrics = NodeMetrics(jobs.counts)
         # Subscribed now, not at start: outcomes and state changes from the first moment are counted.
-        self._unsubscribe = [node.engine.events.subscribe(self.events.observe),
-                             node.engine.events.subscribe(self.metrics.observe)]
+        self._unsubscribe = [engine.subscribe(self.events.observe), engine.subscribe(self.metrics.observe)]
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._wrote_api_json = False
@@ -87,14 +92,22 @@ class ApiServer:
         self.auth.set_token(token)
         return token
 
+    def signed_artifact_url(self, job_id: str, name: str) -> str | None:
+        """A signed, expiring URL of one of a job's files on this API (None before the API listens)."""
+        if self._url is None:
+            return None
+        signature = self.auth.signer.sign(job_id, name)
+        query = urlencode({"exp": signature.exp, "sig": signature.sig})
+        return f"{self._url}/v1/jobs/{job_id}/artifacts/{name}?{query}"
+
     def make_app(self) -> web.Application:
         app = web.Application(
             middlewares=[make_error_middleware(), make_auth_middleware(self.auth)],
             client_max_size=MAX_SPEC_BYTES,
         )
-        JobRoutes(self.node).add_to(app)
-        ArtifactRoutes(self.node, self.auth).add_to(app)
-        FarmRoutes(self.node).add_to(app)
+        JobRoutes(self.jobs).add_to(app)
+        ArtifactRoutes(self.jobs, self.layout, self.auth).add_to(app)
+        FarmRoutes(self.jobs).add_to(app)
         app.router.add_get("/v1/events", self.events.handle, name="events")
         app.router.add_get("/healthz", self.healthz, name="healthz")
         app.router.add_get("/metrics", self.metrics_route, name="metrics")
@@ -137,7 +150,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------ routes
     async def healthz(self, request: web.Request) -> web.Response:
-        status = self.node.engine.status()
+        status = self.engine.status()
         return json_response({
             "status": "stopping" if status.stopping else "ok",
             "version": __version__,
@@ -179,7 +192,7 @@ class ApiServer:
             other_pid = int(current.get("pid", 0))
         except (OSError, ValueError, TypeError, AttributeError):
             other_pid = 0
-        if other_pid and other_pid != os.getpid() and _pid_alive(other_pid):
+        if other_pid and other_pid != os.getpid() and pid_alive(other_pid):
             log.info("DATA_DIR/api.json belongs to process %d; not replacing it", other_pid)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,10 +209,3 @@ class ApiServer:
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
             if int(json.loads(path.read_text(encoding="utf-8")).get("pid", 0)) == os.getpid():
                 path.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    from ..queue.local import pid_alive
-
-    return pid_alive(pid)
-

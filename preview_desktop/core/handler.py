@@ -1,7 +1,8 @@
-"""What a job handler sees: the job, a progress reporter and a cancel flag. No Qt here.
+"""What a job handler sees: the job, its typed spec, a progress reporter and a cancel flag. No Qt here.
 
-The engine builds a JobContext per run and calls `handler(job, ctx)` on a pool thread. A handler returns a
+The engine builds a JobContext per run and calls `handler(job, spec, ctx)` on a pool thread. A handler returns a
 JSON-able result summary (the renderer returns the preview.json object) or raises; it never catches broadly.
+What a handler needs beyond that (settings, layout) it is given when it is built, as typed arguments.
 """
 
 from __future__ import annotations
@@ -10,12 +11,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import JobCancelled, JobTimeout
 from .job import Job
 
+if TYPE_CHECKING:  # pydantic costs ~200 ms of start-up: only the type is needed here
+    from .spec import JobSpec
+
 ProgressFn = Callable[[int, int], None]
+# How a job's stored wire spec becomes typed on the render thread: a local job's spec was checked at submit;
+# a farm job's arrives from any producer and goes through the whole intake there (bad input fails the job).
+SpecIntake = Callable[[Job], "JobSpec"]
 PROGRESS_MIN_INTERVAL = 0.02  # seconds: at most ~50 reports a second leave the render thread
 
 
@@ -25,7 +32,6 @@ class JobContext:
     progress_fn: ProgressFn = lambda frame, frames: None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     deadline: float | None = None  # time.monotonic() after which the job times out
-    services: dict[str, Any] = field(default_factory=dict)  # settings, layout, caches: set by the wiring
     _last_report: float = field(default=float("-inf"), repr=False)
 
     def progress(self, frame: int, frames: int) -> None:
@@ -53,7 +59,7 @@ class JobContext:
 
 
 class Handler(Protocol):
-    def __call__(self, job: Job, ctx: JobContext) -> dict[str, Any]: ...
+    def __call__(self, job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]: ...
 
 
 class HandlerRegistry:

@@ -106,6 +106,16 @@ class Job:
     queue_seq: int = 0  # which queue entry is current (older entries are stale after re-prioritising)
 
     @property
+    def display_state(self) -> str:
+        """The state as people read it: a cancelled job replaced by a newer one is "superseded", a running job
+        asked to stop is "cancelling" (the CLI, the window and the tray all say it this way)."""
+        if self.state is JobState.CANCELLED and self.superseded_by:
+            return "superseded"
+        if self.state is JobState.RUNNING and self.cancel_requested:
+            return "cancelling"
+        return self.state.value
+
+    @property
     def label(self) -> str:
         timeline = self.spec.get("timeline")
         return timeline if isinstance(timeline, str) else "inline timeline"

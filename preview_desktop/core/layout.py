@@ -93,6 +93,17 @@ def resolve_media(reference: str, base_dirs: Sequence[Path], roots: Sequence[Pat
     return contain(first, roots, what)
 
 
+def swap_in(staging: Path, final: Path, trash: Path) -> None:
+    """Rename a complete folder into place. An existing one is renamed aside to `trash` first and removed after,
+    so readers see the old folder or the new one, never a mix."""
+    if final.exists():
+        os.replace(final, trash)
+        os.replace(staging, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where everything lives under DATA_DIR."""
@@ -146,13 +157,7 @@ class Layout:
     def publish(self, staging: Path, project_id: str, job_id: str) -> Path:
         """Atomically move a complete staging folder into place (replacing an older result of the same job)."""
         final = self.preview_dir(project_id, job_id)
-        if final.exists():
-            trash = final.parent / f"{STAGING_PREFIX}{job_id}-old-{secrets.token_hex(3)}"
-            os.replace(final, trash)
-            os.replace(staging, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, final)
+        swap_in(staging, final, final.parent / f"{STAGING_PREFIX}{job_id}-old-{secrets.token_hex(3)}")
         return final
 
     def stale_staging_dirs(self) -> list[Path]:

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.handler import Handler, JobContext
+from ..core.handler import Handler, JobContext, SpecIntake
 from ..core.job import Job
 from ..errors import JobCancelled, PreviewError
 
@@ -29,12 +29,12 @@ class Outcome:
     retryable: bool = True
 
 
-def run_at_boundary(handler: Handler, job: Job, ctx: JobContext) -> Outcome:
-    """Run `handler` on the calling (pool) thread and never raise."""
+def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobContext) -> Outcome:
+    """Turn the job's spec typed and run `handler` on the calling (pool) thread; never raise."""
     started = time.monotonic()
     try:
         ctx.check()
-        result = handler(job, ctx)
+        result = handler(job, intake(job), ctx)
     except JobCancelled:
         return Outcome("cancelled", time.monotonic() - started)
     except BaseException as exc:  # the job boundary: record, never propagate

@@ -16,9 +16,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from ..core.handler import HandlerRegistry, JobContext
+from ..core.events import (
+    PROGRESS_EVENT_INTERVAL,
+    EngineStatus,
+    EventHub,
+    JobOutcome,
+    JobProgress,
+    JobRemoved,
+    JobUpdated,
+    Subscriber,
+)
+from ..core.handler import HandlerRegistry, JobContext, ProgressFn, SpecIntake
 from ..core.job import Job, JobState, Progress
 from ..core.layout import Layout
 from ..errors import IllegalTransition, JobNotFound
@@ -26,11 +36,12 @@ from ..queue.base import Lease
 from ..queue.local import LocalStore, StoreWatcher, make_worker_id
 from ..settings import Settings
 from .boundary import Outcome, run_at_boundary
-from .events import PROGRESS_EVENT_INTERVAL, EngineStatus, EventHub, JobOutcome, JobProgress, JobRemoved, JobUpdated
 from .pool import RenderPool
+from .slots import SlotRun, stored_spec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -50,7 +61,6 @@ class Engine:
         store: LocalStore,
         registry: HandlerRegistry,
         loop: asyncio.AbstractEventLoop | None = None,
-        services: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -61,7 +71,6 @@ class Engine:
         self.layout = Layout(settings.data_dir)
         self.pool = RenderPool(settings.max_concurrency, self.loop)
         self.pool.on_free(self._wake_dispatcher)
-        self.services: dict[str, Any] = {"settings": settings, "layout": self.layout, **(services or {})}
         self.running: dict[str, RunningJob] = {}
         self.jobs: dict[str, Job] = {}  # mirror of the store, kept by the change log
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -76,7 +85,7 @@ class Engine:
         self.leasing = True  # False: this node runs no local jobs (e.g. a farm-only node)
 
     # ------------------------------------------------------------------ plumbing
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store operation on the store thread; the loop stays free. Errors propagate to the caller."""
         result = await self.loop.run_in_executor(self._store_thread, partial(fn, *args, **kwargs))
         self._request_sync()
@@ -103,6 +112,10 @@ class Engine:
 
     def _wake_dispatcher(self) -> None:
         self._wake.set()
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Engine events on the loop thread (the adapter, the API's event stream and metrics listen)."""
+        return self.events.subscribe(subscriber)
 
     def status(self) -> EngineStatus:
         """`running` counts every render on this computer: local jobs and farm jobs share the slots."""
@@ -194,9 +207,6 @@ class Engine:
         self._store_thread.shutdown(wait=True)
         self.pool.close()
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-
     # ------------------------------------------------------------------ mirroring the store
     async def _sync(self, full: bool = False) -> None:
         self._sync_pending = False
@@ -281,30 +291,82 @@ class Engine:
 
     def _start(self, lease: Lease) -> None:
         job = lease.job
-        handler = self.registry.get(job.kind)
-        assert handler is not None  # we only lease kinds we have handlers for
-        timeout = self.settings.job_timeout
-        ctx = JobContext(
-            job=job,
-            progress_fn=partial(self._progress_from_thread, job.id),
-            deadline=time.monotonic() + timeout if timeout > 0 else None,
-            services=self.services,
-        )
+        ctx, future = self._launch(job, stored_spec, partial(self._on_progress, job.id))
         self.running[job.id] = RunningJob(lease, ctx)
         self.jobs[job.id] = job
         self.events.emit(JobUpdated(job))
         log.info("job %s started (%s, attempt %d/%d)", job.id, job.project_id, job.attempts_made,
                  job.attempts_allowed, extra={"job_id": job.id})
-        future = self.pool.submit(partial(run_at_boundary, handler, job, ctx))
-        self.events.emit(self.status())  # after submit: `running` counts the pool's slots
 
         def finished(f: asyncio.Future[Outcome], job_id: str = job.id) -> None:
             self._spawn(self._finish(job_id, f.result()))
 
         future.add_done_callback(finished)
 
-    def _progress_from_thread(self, job_id: str, frame: int, frames: int) -> None:
-        self.loop.call_soon_threadsafe(self._on_progress, job_id, frame, frames)
+    def _launch(
+        self, job: Job, intake: SpecIntake, on_progress: ProgressFn
+    ) -> tuple[JobContext, asyncio.Future[Outcome]]:
+        """Start the job's handler on a free slot now; `on_progress` is called on the loop thread."""
+        timeout = self.settings.job_timeout
+        ctx = JobContext(
+            job=job,
+            progress_fn=partial(self._progress_from_thread, on_progress),
+            deadline=time.monotonic() + timeout if timeout > 0 else None,
+        )
+        handler = self.registry.get(job.kind)
+        if handler is None:
+            future: asyncio.Future[Outcome] = self.loop.create_future()
+            future.set_result(Outcome("failure", 0.0, error=f"unknown job kind {job.kind!r} (this node runs: "
+                                      f"{', '.join(self.registry.kinds())})", retryable=False))
+        else:
+            future = self.pool.submit(partial(run_at_boundary, handler, job, intake, ctx))
+        self.events.emit(self.status())  # after submit: `running` counts the pool's slots
+        return ctx, future
+
+    # ------------------------------------------------------------------ slots for other parts (the farm)
+    @property
+    def free_slots(self) -> int:
+        """Slots a new render may take now: none while paused or stopping (local and farm work share them)."""
+        return 0 if self._paused or self._stopping else self.pool.free
+
+    @property
+    def capacity(self) -> int:
+        return self.pool.capacity
+
+    @property
+    def local_running(self) -> int:
+        return len(self.running)
+
+    def on_slots_changed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (loop thread) when a slot frees or pause, resume, capacity or stopping change it."""
+        self.pool.on_free(callback)
+        unsubscribe = self.events.subscribe(lambda event: callback() if isinstance(event, EngineStatus) else None)
+
+        def off() -> None:
+            self.pool.off_free(callback)
+            unsubscribe()
+
+        return off
+
+    def run_on_slot(self, job: Job, intake: SpecIntake, on_progress: ProgressFn) -> SlotRun:
+        """Run another part's job (a farm job) on a free slot now; the caller checked `free_slots` in the same
+        loop step. Its live progress reaches this node's metrics as origin "farm"; `record_outcome` counts it."""
+        started = time.monotonic()
+
+        def progress(frame: int, frames: int) -> None:
+            on_progress(frame, frames)
+            self._emit_progress(job.id, started, frame, frames, "farm")
+
+        ctx, future = self._launch(job, intake, progress)
+        future.add_done_callback(lambda _f: self.events.emit(self.status()))
+        return SlotRun(job, ctx, future)
+
+    def record_outcome(self, outcome: JobOutcome) -> None:
+        """An attempt that ran on a slot for another part ended: this node's metrics count it."""
+        self.events.emit(outcome)
+
+    def _progress_from_thread(self, on_progress: ProgressFn, frame: int, frames: int) -> None:
+        self.loop.call_soon_threadsafe(on_progress, frame, frames)
 
     def _on_progress(self, job_id: str, frame: int, frames: int) -> None:
         run = self.running.get(job_id)
@@ -313,11 +375,20 @@ class Engine:
         elapsed = time.monotonic() - run.started
         fraction = min(1.0, frame / frames) if frames > 0 else 0.0
         run.progress = Progress(fraction, frame, frames, frame / elapsed if elapsed > 0 else 0.0)
+        if self._emit_progress(job_id, run.started, frame, frames, "local", run.last_event):
+            run.last_event = time.monotonic()
+
+    def _emit_progress(self, job_id: str, started: float, frame: int, frames: int, origin: str,
+                       last_event: float = 0.0) -> bool:
+        """A JobProgress event, at most every PROGRESS_EVENT_INTERVAL per job (the last frame always)."""
         now = time.monotonic()
-        if now - run.last_event >= PROGRESS_EVENT_INTERVAL or frame >= frames:
-            run.last_event = now
-            p = run.progress
-            self.events.emit(JobProgress(job_id, p.frame, p.frames, p.fraction, p.fps))
+        if now - last_event < PROGRESS_EVENT_INTERVAL and frame < frames:
+            return False
+        elapsed = now - started
+        fraction = min(1.0, frame / frames) if frames > 0 else 0.0
+        self.events.emit(JobProgress(job_id, frame, frames, fraction, frame / elapsed if elapsed > 0 else 0.0,
+                                     origin=origin))
+        return True
 
     async def _finish(self, job_id: str, outcome: Outcome) -> None:
         run = self.running.pop(job_id)

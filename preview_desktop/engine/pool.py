@@ -78,6 +78,10 @@ class RenderPool:
     def on_free(self, callback: Callable[[], None]) -> None:
         self._on_free.append(callback)
 
+    def off_free(self, callback: Callable[[], None]) -> None:
+        if callback in self._on_free:
+            self._on_free.remove(callback)
+
     def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         if self.free <= 0 or self._closed:
             raise RuntimeError("no free render slot")
@@ -98,10 +102,6 @@ class RenderPool:
     def _notify_free(self) -> None:
         for callback in list(self._on_free):
             callback()
-
-    def wait_idle(self, msecs: int) -> bool:
-        """Block until pool threads are done (only at exit, off the normal path)."""
-        return self._closed or bool(self._pool.waitForDone(msecs))
 
     def close(self, msecs: int = 2000) -> None:
         """Destroy the Qt pool here, on the loop thread, rather than whenever (and wherever) Python frees it.

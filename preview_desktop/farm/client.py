@@ -14,10 +14,11 @@ import logging
 import time
 from typing import Any
 
+from ..core.farm_status import FarmStatus
 from ..core.spec import JobSpec
 from ..logs import redact
 from .connection import FarmConfig, describe_error, make_client
-from .registry import CANCEL_TTL_S, FarmKeys, FarmStatus, snapshot
+from .registry import CANCEL_TTL_S, FarmKeys, snapshot
 from .supersede import supersede
 
 JOB_NAME = "render"

@@ -22,24 +22,25 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import __version__
-from ..core.handler import Handler, JobContext
+from ..core.events import JobOutcome
+from ..core.farm_status import FarmJobInfo, FarmStatus, NodeInfo
+from ..core.handler import JobContext, ProgressFn, SpecIntake
 from ..core.intake import prepare_wire_spec
 from ..core.job import Job, JobState, new_job_id
+from ..core.layout import Layout
 from ..core.spec import JobSpec
-from ..engine.boundary import Outcome, run_at_boundary
-from ..engine.events import PROGRESS_EVENT_INTERVAL, EngineStatus, JobOutcome, JobProgress
+from ..engine.boundary import Outcome
+from ..engine.slots import SlotRun
+from ..settings import Settings
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
-from .registry import FarmJobInfo, FarmKeys, FarmStatus, NodeInfo, publish, read_counts, read_nodes, unpublish
+from .registry import FarmKeys, publish, read_counts, read_nodes, unpublish
 from .supersede import supersede, supersede_key
-
-if TYPE_CHECKING:
-    from ..node import Node
 
 log = logging.getLogger("preview_desktop.farm")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -60,7 +61,6 @@ class FarmRun:
     frame: int = 0
     frames: int = 0
     progress_dirty: bool = False
-    last_event: float = 0.0  # monotonic time of the last JobProgress event
     cancel_reason: str | None = None
     interrupted: bool = False
 
@@ -78,21 +78,49 @@ class FarmRun:
         )
 
 
+class NodeApi(Protocol):
+    """What the farm needs of this node's HTTP API: where it listens, and signed links to a render's files."""
+
+    @property
+    def url(self) -> str | None: ...
+    def signed_artifact_url(self, job_id: str, name: str) -> str | None: ...
+
+
+class FarmEngine(Protocol):
+    """What the farm needs of the engine: render slots shared with local jobs, and this node's metrics."""
+
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def free_slots(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def local_running(self) -> int: ...
+    @property
+    def stopping(self) -> bool: ...
+    def on_slots_changed(self, callback: Callable[[], None]) -> Callable[[], None]: ...
+    def run_on_slot(self, job: Job, intake: SpecIntake, on_progress: ProgressFn) -> SlotRun: ...
+    def record_outcome(self, outcome: JobOutcome) -> None: ...
+
+
 class FarmNode:
-    def __init__(self, node: Node, config: FarmConfig | None = None, prefix: str = "bull") -> None:
-        assert node.settings.redis_url, "FarmNode needs settings.redis_url"
-        self.node = node
-        self.engine = node.engine
-        self.settings = node.settings
+    def __init__(self, settings: Settings, engine: FarmEngine, layout: Layout, config: FarmConfig | None = None,
+                 prefix: str = "bull") -> None:
+        assert settings.redis_url, "FarmNode needs settings.redis_url"
+        self.engine = engine
+        self.settings = settings
+        self.layout = layout
+        self.api: NodeApi | None = None  # attached by the node's wiring once the API exists
         self.config = config or FarmConfig()
-        self.url = node.settings.redis_url
+        self.url = settings.redis_url
         register_url_secret(self.url)
         self.link = Link(self.url)
-        self.keys = FarmKeys(prefix, node.settings.farm_queue)
-        self.node_id = self.engine.worker_id
+        self.keys = FarmKeys(prefix, settings.farm_queue)
+        self.node_id = engine.worker_id
         self.host = socket.gethostname()
         self.running: dict[str, FarmRun] = {}
-        self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=False)
+        self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=False, nodeId=self.node_id)
         self._listeners: list[Callable[[FarmStatus], None]] = []
         self._prefix = prefix
         self._redis: Any = None
@@ -130,11 +158,10 @@ class FarmNode:
         self._worker.stalledCheckTimer = Timer(
             self.config.stalled_interval_ms / 1000, self._worker.runStalledJobsCheck, self._worker.emit
         )
-        self.engine.pool.on_free(self._slot.set)
-        self._unsubscribe = self.engine.events.subscribe(self._on_engine_event)  # e.g. resumed after a pause
+        self._unsubscribe = self.engine.on_slots_changed(self._on_slots_changed)  # freed, resumed, capacity up
         self.link.on_change(self._notify)
         # one fetcher per slot: fetch round trips overlap (throughput) while each still needs a free slot
-        self._fetchers = max(1, self.engine.pool.capacity)
+        self._fetchers = max(1, self.engine.capacity)
         for _ in range(self._fetchers):
             self._spawn(self._fetch_loop())
         for loop_fn in (self._heartbeat_loop, self._cancel_loop, self._progress_loop):
@@ -191,6 +218,10 @@ class FarmNode:
     async def cancel(self, job_id: str, reason: str = "cancelled from the window") -> str:
         return await self.client.cancel(job_id, reason)
 
+    def snapshot(self) -> FarmStatus:
+        """The farm as the last heartbeat saw it, with the link's state as it is now."""
+        return replace(self.status, connected=self.link.connected, error=self.link.error)
+
     def on_status(self, callback: Callable[[FarmStatus], None]) -> None:
         """Called on the loop thread whenever the farm snapshot or the link state changes."""
         self._listeners.append(callback)
@@ -221,14 +252,14 @@ class FarmNode:
         await self.link.wait_up(delay)
 
     # ------------------------------------------------------------------ fetching
-    def _on_engine_event(self, event: object) -> None:
-        """Resumed after a pause, or capacity raised: wake the fetch loops, but only if one may fetch now."""
-        if isinstance(event, EngineStatus) and self._may_fetch(self._fetching):
+    def _on_slots_changed(self) -> None:
+        """A slot freed, the queue resumed or capacity rose: wake the fetch loops, but only if one may fetch now."""
+        if self._may_fetch(self._fetching):
             self._slot.set()
 
     def _may_fetch(self, claimed: int = 0) -> bool:
         engine = self.engine
-        return not self._stopping and not engine.stopping and not engine.paused and engine.pool.free - claimed > 0
+        return not self._stopping and engine.free_slots - claimed > 0
 
     async def _fetch_loop(self) -> None:
         worker = self._worker
@@ -312,7 +343,6 @@ class FarmNode:
     def _start(self, job: Any, token: str) -> None:
         """Start the render on a pool thread now (same loop step as the slot check), then let bullmq track it."""
         raw = job.data
-        handler = self.engine.registry.get(job.name)
         data = raw if isinstance(raw, dict) else {}
         project = data.get("projectId")
         local = Job(
@@ -321,22 +351,8 @@ class FarmNode:
             attempts_allowed=int(job.opts.get("attempts") or 1), origin="farm", worker=self.node_id,
             started_at=time.time(),
         )
-        timeout = self.settings.job_timeout
-        ctx = JobContext(
-            job=local,
-            progress_fn=partial(self._progress_from_thread, str(job.id)),
-            deadline=time.monotonic() + timeout if timeout > 0 else None,
-            services=self.engine.services,
-        )
-        if handler is None:
-            future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-            kinds = ", ".join(self.engine.registry.kinds())
-            future.set_result(Outcome("failure", 0.0, error=f"unknown job name {job.name!r} (this node runs: "
-                                      f"{kinds})", retryable=False))
-        else:
-            future = self.engine.pool.submit(partial(self._run_on_pool, handler, raw, local, ctx))
-        self.running[str(job.id)] = FarmRun(job, token, ctx, future, local.id)
-        self.engine.events.emit(self.engine.status())  # a slot of this computer is taken: the window shows it
+        slot = self.engine.run_on_slot(local, self._intake, partial(self._on_progress, str(job.id)))
+        self.running[str(job.id)] = FarmRun(job, token, slot.ctx, slot.outcome, local.id)
         log.info("farm: job %s (%s) started here, attempt %d", job.id, local.project_id, local.attempts_made,
                  extra={"job_id": local.id})
         self._spawn_job(self._worker.processJob(job, token))
@@ -367,16 +383,12 @@ class FarmNode:
         task = asyncio.get_running_loop().create_task(coro)
         task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
 
-    def _run_on_pool(self, handler: Handler, raw: Any, job: Job, ctx: JobContext) -> Outcome:
-        """On a pool thread: validate the wire spec (bad input fails unrecoverably), then render."""
-        roots = self.settings.effective_media_roots
-
-        def validated(job: Job, ctx: JobContext) -> dict[str, Any]:
-            spec = prepare_wire_spec(raw, roots)
-            job.spec, job.project_id, job.priority = spec.to_wire(), spec.projectId, spec.priority
-            return handler(job, ctx)
-
-        return run_at_boundary(validated, job, ctx)
+    def _intake(self, job: Job) -> JobSpec:
+        """On the render thread: a farm job's spec comes from any producer, so it gets the whole intake here
+        (bad input fails the job for good, at the job boundary)."""
+        spec = prepare_wire_spec(job.spec, self.settings.effective_media_roots)
+        job.spec, job.project_id, job.priority = spec.to_wire(), spec.projectId, spec.priority
+        return spec
 
     # ------------------------------------------------------------------ the processor (bullmq calls it)
     async def _process(self, job: Any, token: str) -> dict[str, Any]:
@@ -389,7 +401,6 @@ class FarmNode:
             self.running.pop(str(job.id), None)
             self.completed += 1
             self._notify_soon()
-            self.engine.events.emit(self.engine.status())
         # Deliver only with Redis up: bullmq's completion needs our lock, which survives an outage shorter
         # than its remaining life. Longer than that, the stalled check has requeued the job: it re-runs.
         if not self.link.connected:
@@ -401,8 +412,8 @@ class FarmNode:
         if outcome.kind == "failure" and outcome.retryable:
             self._apply_spec_attempts(job)
         # this node's metrics (window, /metrics) count the attempt, as they count local ones
-        self.engine.events.emit(JobOutcome(run.local_id, self._outcome_kind(job, run, outcome), outcome.seconds,
-                                           run.frames, origin="farm"))
+        self.engine.record_outcome(JobOutcome(run.local_id, self._outcome_kind(job, run, outcome), outcome.seconds,
+                                              run.frames, origin="farm"))
         if outcome.kind == "success":
             return {**(outcome.result or {}), "artifacts": self._artifacts(run)}
         if outcome.kind == "cancelled":
@@ -438,38 +449,22 @@ class FarmNode:
         path: str | None = None
         project = run.ctx.job.project_id
         with contextlib.suppress(Exception):
-            path = str(self.engine.layout.preview_path(project, run.local_id))
+            path = str(self.layout.preview_path(project, run.local_id))
         return {"nodeId": self.node_id, "host": self.host, "jobId": run.local_id, "path": path,
                 "url": self._signed_url(run.local_id)}
 
     def _signed_url(self, local_id: str) -> str | None:
-        api = self.node.api
+        api = self.api
         if api is None or self.settings.api_host in LOOPBACK:
             return None
-        sign = getattr(api, "signed_artifact_url", None)
-        if sign is None:
-            return None
-        try:
-            return str(sign(local_id, "preview.mp4"))
-        except Exception as exc:  # a missing URL must not fail a finished render
-            log.warning("farm: no signed URL for %s: %s", local_id, describe_error(exc))
-            return None
+        return api.signed_artifact_url(local_id, "preview.mp4")
 
     # ------------------------------------------------------------------ progress, cancel, heartbeat
-    def _progress_from_thread(self, job_id: str, frame: int, frames: int) -> None:
-        self.engine.loop.call_soon_threadsafe(self._on_progress, job_id, frame, frames)
-
     def _on_progress(self, job_id: str, frame: int, frames: int) -> None:
+        """Loop thread (the engine delivers it there and feeds this node's metrics itself)."""
         run = self.running.get(job_id)
-        if run is None:
-            return
-        run.frame, run.frames, run.progress_dirty = frame, frames, True
-        now = time.monotonic()
-        if now - run.last_event >= PROGRESS_EVENT_INTERVAL or frame >= frames:  # the window's fps, the tray
-            run.last_event = now
-            elapsed = time.time() - run.started
-            self.engine.events.emit(JobProgress(run.local_id, frame, frames, run.percent / 100,
-                                                frame / elapsed if elapsed > 0 else 0.0, origin="farm"))
+        if run is not None:
+            run.frame, run.frames, run.progress_dirty = frame, frames, True
 
     async def _progress_loop(self) -> None:
         while True:
@@ -513,8 +508,8 @@ class FarmNode:
     def node_info(self) -> NodeInfo:
         return NodeInfo(
             nodeId=self.node_id, host=self.host, pid=os.getpid(), version=__version__,
-            capacity=self.engine.pool.capacity, running=[r.info() for r in self.running.values()],
-            localRunning=len(self.engine.running), api=getattr(self.node.api, "url", None),
+            capacity=self.engine.capacity, running=[r.info() for r in self.running.values()],
+            localRunning=self.engine.local_running, api=self.api.url if self.api is not None else None,
         )
 
     async def _heartbeat_loop(self) -> None:
@@ -535,7 +530,7 @@ class FarmNode:
             delay = self.config.backoff_min_s
             self.link.up()
             self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=True, nodes=nodes,
-                                     counts=counts)
+                                     counts=counts, nodeId=self.node_id)
             self._notify()
             await asyncio.sleep(self.config.heartbeat_s)
 

@@ -14,10 +14,11 @@ removes it; the sorted set only tells readers which keys to look at.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from ..core.farm_status import FarmStatus, NodeInfo
 
 COUNT_TYPES = ("waiting", "prioritized", "active", "delayed", "paused", "completed", "failed")
 CANCEL_TTL_S = 24 * 3600
@@ -44,59 +45,6 @@ class FarmKeys:
 
     def supersede(self, key: str) -> str:
         return f"{self.base}:sup:{key}"
-
-
-@dataclass
-class FarmJobInfo:
-    """A farm job running on a node, as the registry shows it."""
-
-    jobId: str
-    name: str
-    projectId: str | None
-    startedAt: float
-    frame: int = 0
-    frames: int = 0
-    percent: float = 0.0
-    attempt: int = 1
-
-
-@dataclass
-class NodeInfo:
-    nodeId: str
-    host: str
-    pid: int
-    version: str
-    capacity: int
-    running: list[FarmJobInfo] = field(default_factory=list)
-    localRunning: int = 0
-    api: str | None = None
-    heartbeat: float = 0.0  # unix seconds
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> NodeInfo:
-        data = json.loads(text)
-        running = [FarmJobInfo(**j) for j in data.pop("running", [])]
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(running=running, **known)
-
-
-@dataclass
-class FarmStatus:
-    """What the window's Farm view and the API show. Plain data: no Qt, no Redis objects, no secrets."""
-
-    url: str  # redacted
-    queue: str
-    connected: bool
-    error: str | None = None
-    nodes: list[NodeInfo] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    updated: float = field(default_factory=time.time)
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 async def publish(client: Any, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> None:

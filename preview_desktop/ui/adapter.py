@@ -11,15 +11,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ..api_token import TokenFile
+from ..core.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated
+from ..core.farm_status import FarmStatus
+from ..core.intake import project_id_from_name
 from ..core.job import Job, JobState
 from ..core.layout import Layout
-from ..engine.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated
 from ..errors import PreviewError
+from ..service.jobs import PathSource, WireSource
+from ..settings import Settings
+from .ports import ApiPort, DemoMaker, EnginePort, JobsPort
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +51,36 @@ class EngineAdapter(QObject):
     error = Signal(str, str)  # title, message: an action that failed, for the status bar / a message box
     info = Signal(str)  # a short confirmation for the status bar
     ready = Signal()  # the node started and its first full sync reached the widgets
+    farmStatusChanged = Signal(object)  # FarmStatus: every farm heartbeat and every change of the Redis link
 
-    def __init__(self, node: Any, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        engine: EnginePort,
+        jobs: JobsPort,
+        settings: Settings,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        api: ApiPort | None = None,
+        make_demo: DemoMaker | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.node = node
-        self.engine = node.engine
-        self.settings = node.settings
-        self.layout = Layout(self.settings.data_dir)
-        self.loop: asyncio.AbstractEventLoop = node.loop
-        self.status: EngineStatus = self.engine.status()
+        self.engine = engine
+        self.service = jobs
+        self.api = api
+        self.settings = settings
+        self.layout = Layout(settings.data_dir)
+        self.loop = loop
+        self._make_demo = make_demo
+        self.status: EngineStatus = engine.status()
         self.counts: dict[str, int] = {}
         self._pending: dict[str, Job] = {}
         self._removed: set[str] = set()
         self._flush_scheduled = False
         self._counts_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._unsubscribe = self.engine.events.subscribe(self._on_event)
+        self._unsubscribe = engine.subscribe(self._on_event)
+        jobs.on_farm_status(self.farmStatusChanged.emit)
 
     # ------------------------------------------------------------------ engine → signals
     @property
@@ -68,6 +89,30 @@ class EngineAdapter(QObject):
 
     def jobs(self) -> dict[str, Job]:
         return dict(self.engine.jobs)
+
+    def job(self, job_id: str) -> Job | None:
+        """A local job as the store last said (None for an unknown id, e.g. a farm job rendered here)."""
+        return self.engine.jobs.get(job_id)
+
+    @property
+    def stopping(self) -> bool:
+        return self.engine.stopping
+
+    def api_url(self) -> str | None:
+        return self.api.url if self.api is not None else None
+
+    def api_token(self) -> str:
+        return self.api.token if self.api is not None else TokenFile(self.settings).api_token()
+
+    def regenerate_api_token(self) -> str | None:
+        """Through the running API when there is one, so the new token applies at once."""
+        if self.api is None:
+            return TokenFile(self.settings).regenerate_api_token()
+        try:
+            return self.api.regenerate_token()
+        except PreviewError as exc:  # PREVIEW_API_TOKEN pins it
+            self.error.emit("Could not regenerate the API token", str(exc))
+            return None
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, JobUpdated):
@@ -108,7 +153,7 @@ class EngineAdapter(QObject):
 
         async def fetch() -> None:
             try:
-                self.counts = await self.engine.call(self.engine.store.counts)
+                self.counts = await self.service.counts()
             finally:
                 self._counts_pending = False
             self.countsChanged.emit(self.counts)
@@ -137,12 +182,12 @@ class EngineAdapter(QObject):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _each(self, job_ids: Iterable[str], fn: Callable[[str], Any], verb: str) -> int:
-        """Apply one store operation per job; go on after a refusal and report all refusals at once."""
+    async def _each(self, job_ids: Iterable[str], act: Callable[[str], Awaitable[object]], verb: str) -> int:
+        """Apply one action per job; go on after a refusal and report all refusals at once."""
         done, problems = 0, []
         for job_id in job_ids:
             try:
-                await self.engine.call(fn, job_id)
+                await act(job_id)
                 done += 1
             except PreviewError as exc:
                 problems.append(str(exc))
@@ -159,30 +204,29 @@ class EngineAdapter(QObject):
 
     def cancel(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
         ids = [i for i in job_ids if (s := self._state(i)) is not None and not s.finished]
-        return self.spawn(self._each(ids, self.engine.store.cancel, "cancel"), "cancelling")
+        return self.spawn(self._each(ids, self.service.cancel, "cancel"), "cancelling")
 
     def retry(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
         ids = [i for i in job_ids if self._state(i) in (JobState.FAILED, JobState.CANCELLED)]
-        return self.spawn(self._each(ids, self.engine.store.retry, "retry"), "retrying")
+        return self.spawn(self._each(ids, self.service.retry, "retry"), "retrying")
 
     def change_priority(self, job_ids: Sequence[str], delta: int) -> asyncio.Task[Any]:
-        store = self.engine.store
         jobs = [self.engine.jobs[i] for i in job_ids if i in self.engine.jobs]
-        targets = {j.id: max(0, min(10, j.priority + delta)) for j in jobs if not j.state.finished}
+        targets = {j.id: j.priority + delta for j in jobs if not j.state.finished}
 
-        def apply(job_id: str) -> Job:
-            return store.set_priority(job_id, targets[job_id])
+        def apply(job_id: str) -> Awaitable[Job]:
+            return self.service.set_priority(job_id, targets[job_id])
 
         verb = "raise the priority of" if delta > 0 else "lower the priority of"
         return self.spawn(self._each(list(targets), apply, verb), "changing priorities")
 
     def remove(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
         ids = [i for i in job_ids if (s := self._state(i)) is not None and s.finished]
-        return self.spawn(self._each(ids, self.engine.store.remove, "remove"), "removing jobs")
+        return self.spawn(self._each(ids, self.service.remove, "remove"), "removing jobs")
 
     def set_paused(self, paused: bool) -> asyncio.Task[Any]:
         async def act() -> None:
-            await self.engine.set_paused(paused)
+            await self.service.set_paused(paused)
             self.info.emit("Queue paused: running jobs finish, no new ones start" if paused else "Queue resumed")
 
         return self.spawn(act(), "pausing the queue" if paused else "resuming the queue")
@@ -191,36 +235,53 @@ class EngineAdapter(QObject):
         self.engine.set_concurrency(n)
 
     def submit_files(self, paths: Sequence[Path], options: SubmitOptions) -> asyncio.Task[Any]:
-        """Each file becomes a job. Reading and checking the file runs on the store thread, not the loop."""
-        from ..core.intake import prepare_spec, project_id_from_name
+        """Each file becomes a job (reading and checking the file runs off the loop, in the job service)."""
+        return self.spawn(self._each([str(p) for p in paths], partial(self._submit_one, options), "queue"),
+                          "queueing")
 
-        settings, store = self.settings, self.engine.store
-
-        def submit_one(path: str) -> Job:
-            overrides: dict[str, Any] = {"priority": options.priority}
-            overrides["projectId"] = options.project_id or project_id_from_name(Path(path).name)
-            if options.output:
-                overrides["output"] = dict(options.output)
-            spec = prepare_spec(path, Path.cwd(), settings.effective_media_roots, overrides)
-            return store.submit(spec)
-
-        return self.spawn(self._each([str(p) for p in paths], submit_one, "queue"), "queueing")
+    async def _submit_one(self, options: SubmitOptions, path: str) -> Job:
+        overrides: dict[str, Any] = {"priority": options.priority,
+                                     "projectId": options.project_id or project_id_from_name(Path(path).name)}
+        if options.output:
+            overrides["output"] = dict(options.output)
+        return await self.service.submit(PathSource(path, Path.cwd(), overrides))
 
     def render_demo(self, options: SubmitOptions | None = None) -> asyncio.Task[Any]:
-        """Make the demo media (another engineer's renderer provides it; imported lazily) and queue it."""
+        """Make the demo media off the loop thread, then queue it."""
 
         async def act() -> None:
-            try:
-                from ..render.api import make_demo
-            except ImportError:
-                self.error.emit("The demo project is not available",
-                                "This build has no renderer demo (preview_desktop.render.api.make_demo).")
+            make_demo = self._make_demo
+            if make_demo is None:
+                self.error.emit("The demo project is not available", "This build has no demo maker.")
                 return
             self.info.emit("Making the demo project…")
             timeline = await self.loop.run_in_executor(None, make_demo, self.layout.media)
             await self.submit_files([Path(timeline)], options or SubmitOptions(project_id="demo"))
 
         return self.spawn(act(), "rendering the demo project")
+
+    # ------------------------------------------------------------------ the farm
+    def farm_status(self) -> FarmStatus | None:
+        """None when this node is not on a farm."""
+        return self.service.farm_status()
+
+    def cancel_farm_job(self, job_id: str) -> asyncio.Task[Any]:
+        return self.spawn(self.service.cancel_farm_job(job_id, "cancelled from the window"),
+                          f"cancelling farm job {job_id}")
+
+    def send_to_farm(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
+        """Each selected local job that has not started goes to the farm; its local copy is cancelled."""
+        jobs = [j for i in job_ids if (j := self.engine.jobs.get(i)) is not None and j.state.waiting]
+
+        async def send() -> None:
+            moved: list[str] = []
+            for job in jobs:
+                await self.service.submit_to_farm(WireSource(job.spec))
+                moved.append(job.id)
+            if moved:
+                await self._each(moved, self.service.cancel, "move to the farm")
+
+        return self.spawn(send(), "sending jobs to the farm")
 
     # ------------------------------------------------------------------ reading files off the loop thread
     async def read_in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:

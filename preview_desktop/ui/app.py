@@ -1,6 +1,7 @@
 """The window's process: QApplication + qasync loop + Node + MainWindow, and the `--screenshot` path.
 
-Same shape as worker.py (one loop, one node); the window sits on top through the adapter.
+Same shape as worker.py (one loop, one node); the window sits on top through the adapter. This module is the
+window's wiring: the one place in ui/ that knows the node's concrete parts (the import contract allows it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def run_window(settings: Settings, screenshot: Path | None = None) -> int:
     from ..engine.event_loop import make_event_loop
     from ..engine.signals import SignalBridge
     from ..node import Node
+    from ..render.renderer import make_demo
     from .adapter import EngineAdapter
     from .main_window import MainWindow
 
@@ -56,7 +58,7 @@ def run_window(settings: Settings, screenshot: Path | None = None) -> int:
     node = Node(settings, loop, with_api=not shooting, with_farm=not shooting)
     if shooting:
         node.engine.leasing = False
-    adapter = EngineAdapter(node)
+    adapter = EngineAdapter(node.engine, node.jobs, settings, loop, api=node.api, make_demo=make_demo)
     window = MainWindow(adapter, settings)
     done = asyncio.Event()
     stop_jobs = True

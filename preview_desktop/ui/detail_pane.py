@@ -34,7 +34,7 @@ from ..core.job import Job, JobState, iso
 from ..logs import LOG_FILE_NAME
 from .adapter import EngineAdapter
 from .icons import STATE_COLORS
-from .job_model import display_state, fmt_duration, job_duration
+from .job_model import fmt_duration, job_duration
 from .player import Player, make_player
 
 LOG_TAIL_BYTES = 4 * 1024 * 1024
@@ -273,7 +273,7 @@ class DetailPane(QWidget):
             return
         self.title.setText(job.project_id)
         self.subtitle.setText(f"{job.label}\n{job.id}")
-        state = display_state(job)
+        state = job.display_state
         color = STATE_COLORS.get(state, "#6b7280")
         bits = [f"attempt {job.attempts_made}/{job.attempts_allowed}", f"priority {job.priority}"]
         duration = job_duration(job)

@@ -1,16 +1,17 @@
 """The Farm view: the farm's connection status, its nodes and the jobs they run, the farm queue's counts.
 
-It reads only `node.farm.status` (a plain FarmStatus the farm node refreshes every heartbeat and on every link
-change) and acts through the farm node's async methods: no Redis here, and no timer of its own.
+It reads only FarmStatus snapshots from the adapter (refreshed every farm heartbeat and on every link change) and
+acts through the adapter: no Redis here, and no timer of its own.
 Farm jobs do not appear in the local job table: the farm's record is Redis, shown here.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -23,17 +24,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.spec import parse_spec
-from ..farm.registry import FarmStatus
+from ..core.farm_status import FarmStatus
+from ..core.job import Job
+from .adapter import EngineAdapter
 
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class FarmView(QWidget):
-    def __init__(self, adapter: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, adapter: EngineAdapter, selected_jobs: Callable[[], list[Job]],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.adapter = adapter
-        self.farm = getattr(adapter.node, "farm", None)
+        self.selected_jobs = selected_jobs
+        self.status: FarmStatus | None = adapter.farm_status()
         self.status_label = QLabel(self)
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -62,16 +66,17 @@ class FarmView(QWidget):
         layout.addWidget(self.counts_label)
         layout.addWidget(self.tree, 1)
         layout.addLayout(buttons)
-        if self.farm is None:
+        if self.status is None:
             self.status_label.setText("Farm: off. Set REDIS_URL, --redis or the farm setting to join a render farm.")
             self.counts_label.hide()
         else:
-            self.farm.on_status(self.show_status)
-            self.show_status(self.farm.status)
+            adapter.farmStatusChanged.connect(self.show_status)
+            self.show_status(self.status)
         self._update_enabled()
 
     # ------------------------------------------------------------------ showing
     def show_status(self, status: FarmStatus) -> None:
+        self.status = status
         where = f"{status.url}, queue '{status.queue}'"
         if status.connected:
             self.status_label.setText(f"Farm: connected to {where}")
@@ -91,7 +96,7 @@ class FarmView(QWidget):
         self.tree.clear()
         now = time.time()
         for node in status.nodes:
-            mine = self.farm is not None and node.nodeId == self.farm.node_id
+            mine = node.nodeId == status.nodeId
             label = f"{node.host} ({node.nodeId}){' - this node' if mine else ''}"
             age = max(0.0, now - node.heartbeat)
             item = QTreeWidgetItem([label, f"v{node.version}", f"seen {age:.0f}s ago",
@@ -115,51 +120,37 @@ class FarmView(QWidget):
         return None
 
     def _update_enabled(self) -> None:
-        connected = self.farm is not None and self.farm.status.connected
+        connected = self.status is not None and self.status.connected
         self.cancel_button.setEnabled(connected and self._selected_job_id() is not None)
         self.send_button.setEnabled(connected)
 
     # ------------------------------------------------------------------ acting
     def cancel_selected(self) -> None:
         job_id = self._selected_job_id()
-        if self.farm is not None and job_id is not None:
-            self.adapter.spawn(self.farm.cancel(job_id), f"cancelling farm job {job_id}")
+        if job_id is not None:
+            self.adapter.cancel_farm_job(job_id)
 
     def send_selected(self) -> None:
         """Each selected local job that has not started goes to the farm; its local copy is cancelled."""
-        window = self.window()
-        jobs = window.selected_jobs() if hasattr(window, "selected_jobs") else []
-        if self.farm is None or not jobs:
-            return
-        farm = self.farm
-
-        async def send() -> None:
-            moved: list[str] = []
-            for job in jobs:
-                if not job.state.waiting:
-                    continue
-                await farm.submit(parse_spec(job.spec))
-                moved.append(job.id)
-            if moved:
-                await self.adapter.cancel(moved)
-
-        self.adapter.spawn(send(), "sending jobs to the farm")
+        jobs = self.selected_jobs()
+        if jobs:
+            self.adapter.send_to_farm([job.id for job in jobs])
 
 
 class FarmStatusButton(QToolButton):
     """The farm at a glance in the status bar ("Farm: 3 nodes · 5 waiting", or why it is offline); a click shows
     or hides the Farm view. Hidden when this node is not on a farm."""
 
-    def __init__(self, adapter: Any, toggle_view: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, adapter: EngineAdapter, toggle_view: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAutoRaise(True)
         self.clicked.connect(toggle_view.trigger)  # the View menu's own action: its text stays "Farm"
-        self.farm = getattr(adapter.node, "farm", None)
-        if self.farm is None:
+        status = adapter.farm_status()
+        if status is None:
             self.hide()
             return
-        self.farm.on_status(self.show_status)
-        self.show_status(self.farm.status)
+        adapter.farmStatusChanged.connect(self.show_status)
+        self.show_status(status)
 
     def show_status(self, status: FarmStatus) -> None:
         if status.connected:

@@ -43,14 +43,6 @@ class Live:
     fps: float
 
 
-def display_state(job: Job) -> str:
-    if job.state is JobState.CANCELLED and job.superseded_by:
-        return "superseded"
-    if job.state is JobState.RUNNING and job.cancel_requested:
-        return "cancelling"
-    return job.state.value
-
-
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -133,7 +125,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("Project", lambda j, lv, h: j.project_id, lambda j, lv: j.project_id.casefold(), 124),
     Column("Timeline", lambda j, lv, h: PurePath(j.label).name if j.label != "inline timeline" else j.label,
            lambda j, lv: PurePath(j.label).name.casefold(), 170),
-    Column("State", lambda j, lv, h: display_state(j), lambda j, lv: STATE_ORDER.get(display_state(j), 9), 104),
+    Column("State", lambda j, lv, h: j.display_state, lambda j, lv: STATE_ORDER.get(j.display_state, 9), 104),
     Column("Progress", lambda j, lv, h: progress_of(j, lv)[1],
            lambda j, lv: (progress_of(j, lv)[0] or 0.0), 188),
     Column("Priority", lambda j, lv, h: str(j.priority), lambda j, lv: j.priority, 64,
@@ -206,9 +198,9 @@ class JobTableModel(QAbstractTableModel):
             return _ALIGN[column]
         job = self._jobs[job_id]
         if role == Qt.ItemDataRole.DecorationRole and column == STATE_COLUMN:
-            return state_icon(display_state(job))
+            return state_icon(job.display_state)
         if role == Qt.ItemDataRole.ForegroundRole and column == STATE_COLUMN:
-            return _brush(display_state(job))
+            return _brush(job.display_state)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(job)
         if role == JobRole:
@@ -216,11 +208,11 @@ class JobTableModel(QAbstractTableModel):
         if role == ProgressRole:
             return progress_of(job, self._live.get(job_id))
         if role == StateRole:
-            return display_state(job)
+            return job.display_state
         return None
 
     def _tooltip(self, job: Job) -> str:
-        lines = [f"{job.project_id} — {job.label}", f"Job {job.id}", f"State: {display_state(job)}"]
+        lines = [f"{job.project_id} — {job.label}", f"Job {job.id}", f"State: {job.display_state}"]
         if job.superseded_by:
             lines.append(f"Superseded by {job.superseded_by}")
         if job.error:
@@ -286,7 +278,7 @@ class JobTableModel(QAbstractTableModel):
         if job.state is not JobState.RUNNING:
             self._live.pop(job.id, None)
         self._haystack[job.id] = " ".join(
-            filter(None, (job.project_id, job.label, job.id, job.worker, job.error, display_state(job)))
+            filter(None, (job.project_id, job.label, job.id, job.worker, job.error, job.display_state))
         ).casefold()
 
     def _remove(self, job_ids: list[str]) -> None:
@@ -401,7 +393,7 @@ class JobFilterProxy(QSortFilterProxyModel):
             self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        if self._states is not None and display_state(self._source.job_at(source_row)) not in self._states:
+        if self._states is not None and self._source.job_at(source_row).display_state not in self._states:
             return False
         return not self._needle or all(w in self._source.haystack(source_row) for w in self._needle.split())
 

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from .. import APP_NAME
+from ..core.events import EngineStatus
 from ..core.job import Job
-from ..engine.events import EngineStatus
 from ..settings import Settings
 from .about_dialog import show_about
 from .actions import JobActions
@@ -292,8 +292,8 @@ class MainWindow(QMainWindow):
         self.resize(width, height)
 
     def _add_farm_view(self) -> None:
-        self.farm_dock = self.add_view("Farm", FarmView(self.adapter), Qt.DockWidgetArea.RightDockWidgetArea,
-                                       "Ctrl+Shift+F")
+        view = FarmView(self.adapter, self.selected_jobs)
+        self.farm_dock = self.add_view("Farm", view, Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+F")
         self.farm_dock.hide()
 
     def _build_status(self) -> None:
@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
         parts.append(f"{s.running}/{s.capacity} slots on this computer")
         if s.paused:
             parts.append("queue paused")
-        api = getattr(self.adapter.node.api, "url", None)
+        api = self.adapter.api_url()
         if api:
             parts.append(f"API {api}")
         self.status_label.setText("   ·   ".join(parts))
@@ -422,7 +422,7 @@ class MainWindow(QMainWindow):
         self.add_files(paths)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, tokens=self.adapter)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         self.settings = dialog.updated_settings()
@@ -451,7 +451,7 @@ class MainWindow(QMainWindow):
                 fn(value)
 
     def busy(self) -> bool:
-        return self.adapter.status.running > 0 and not self.adapter.engine.stopping
+        return self.adapter.status.running > 0 and not self.adapter.stopping
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._quitting:

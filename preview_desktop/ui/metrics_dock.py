@@ -14,7 +14,7 @@ from PySide6.QtCore import QSize, QTimer
 from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QWidget
 
-from ..engine.events import EngineStatus
+from ..core.events import EngineStatus
 from .adapter import EngineAdapter
 from .icons import OUTCOME_COLORS, STATE_COLORS
 from .metrics_numbers import OUTCOMES, MetricsNumbers

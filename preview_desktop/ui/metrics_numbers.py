@@ -14,16 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 from ..core.job import Job, JobState
-
-try:  # the /metrics module's own definitions, so the dock's bars and a dashboard's buckets are the same
-    from ..api.metrics import DURATION_BUCKETS, OUTCOMES, counts_to_gauges
-except ImportError:  # a build without the API
-    OUTCOMES = ("success", "failure", "retry")
-    DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
-
-    def counts_to_gauges(counts: dict[str, int]) -> tuple[int, int]:
-        waiting = counts.get(JobState.QUEUED.value, 0) + counts.get(JobState.RETRYING.value, 0)
-        return int(waiting), int(counts.get(JobState.RUNNING.value, 0))
+from ..core.metrics import DURATION_BUCKETS, OUTCOMES, counts_to_gauges
 
 HISTORY_SECONDS = 300
 MINUTES_SHOWN = 15

@@ -26,48 +26,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.layout import Layout
+from ..api_token import TokenFile
 from ..settings import FIELD_ENV, Settings, write_settings_file
+from .ports import TokenKeeper
 from .queue_dialog import OutputFields
 
 RESTART_FIELDS = ("data_dir", "queue_max", "media_roots", "redis_url", "api_port")
 
 
-def read_token(settings: Settings) -> str:
-    """The API token: from the environment, or the API package's file helper (built alongside), or the file."""
-    if settings.api_token:
-        return settings.api_token
-    layout = Layout(settings.data_dir)
-    try:
-        from ..api.auth import load_or_create_token
-
-        return str(load_or_create_token(settings, layout))
-    except ImportError:
-        pass
-    except OSError:  # DATA_DIR not writable or gone: show what is there, if anything
-        pass
-    try:
-        return layout.api_token.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
-
-
-def regenerate_token(settings: Settings) -> str | None:
-    """None when this build cannot regenerate (the API package is missing)."""
-    try:
-        from ..api.auth import regenerate_token as regenerate
-    except ImportError:
-        return None
-    try:
-        return str(regenerate(Layout(settings.data_dir)))
-    except OSError:
-        return None
-
-
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None, tokens: TokenKeeper | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.tokens: TokenKeeper = tokens if tokens is not None else TokenFile(settings)
         self.saved: dict[str, Any] = {}
         self.setWindowTitle("Settings")
         self.setMinimumWidth(560)
@@ -124,7 +95,7 @@ class SettingsDialog(QDialog):
         self.api_port.setValue(settings.api_port)
         self.api_port.setSpecialValueText("any free port")
         lock(self.api_port, "api_port", ff, "API port")
-        self.token = QLineEdit(read_token(settings))
+        self.token = QLineEdit(self.tokens.api_token())
         self.token.setReadOnly(True)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.show_token = QPushButton("Show")
@@ -168,10 +139,10 @@ class SettingsDialog(QDialog):
         self.show_token.setText("Hide" if shown else "Show")
 
     def _regenerate(self) -> None:
-        token = regenerate_token(self.settings)
+        token = self.tokens.regenerate_api_token()
         if token is None:
             self.regenerate.setEnabled(False)
-            self.regenerate.setToolTip("the API is not part of this build")
+            self.regenerate.setToolTip("the token is set by PREVIEW_API_TOKEN or cannot be written")
             return
         self.token.setText(token)
 

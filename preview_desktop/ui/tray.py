@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
-from ..engine.events import EngineStatus
+from ..core.events import EngineStatus
 from .adapter import EngineAdapter
 from .icons import app_icon
 
@@ -69,7 +69,7 @@ class Tray(QObject):
         if outcome in self._session:
             self._session[outcome] += 1
             self._batch_done += 1
-        job = self.adapter.engine.jobs.get(job_id)
+        job = self.adapter.job(job_id)
         if outcome == "failure" and job is not None:  # not a farm job rendered here: the farm reports those
             error = (job.error or "").splitlines()[0] if job.error else "see the job's Error tab"
             self.notify(f"Preview failed: {job.project_id}", error, critical=True)

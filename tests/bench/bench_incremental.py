@@ -63,7 +63,7 @@ def render(work: Path, data: Path, tl: dict[str, Any], burn_in: dict[str, Any] |
     from preview_desktop.core.handler import JobContext
     from preview_desktop.core.job import Job, new_job_id
     from preview_desktop.core.spec import parse_spec
-    from preview_desktop.render.api import render_to_folder
+    from preview_desktop.render.renderer import render_to_folder
     from preview_desktop.settings import Settings
 
     settings = Settings(data_dir=data, media_roots=(work,), cache_max_bytes=5 * 1024**3 if cache else 0)

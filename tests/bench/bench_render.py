@@ -77,7 +77,7 @@ def run_ours(source: Path, work: Path, tag: str) -> float:
     from preview_desktop.core.handler import JobContext
     from preview_desktop.core.job import Job, new_job_id
     from preview_desktop.core.spec import parse_spec
-    from preview_desktop.render.api import render_to_folder
+    from preview_desktop.render.renderer import render_to_folder
     from preview_desktop.settings import Settings
 
     # A fresh DATA_DIR each run: a full render with a cold segment cache, as the first render of a timeline is

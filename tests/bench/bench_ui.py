@@ -24,14 +24,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from preview_desktop.core.handler import HandlerRegistry, JobContext
 from preview_desktop.core.job import Job
-from preview_desktop.core.spec import parse_spec
+from preview_desktop.core.spec import JobSpec, parse_spec
 from preview_desktop.settings import load_settings
 
 TARGET_MS = 33.0
 TARGET_PAINT_S = 2.0
 
 
-def burn_render(job: Job, ctx: JobContext) -> dict[str, Any]:
+def burn_render(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """~The CPU profile of a 1080p → 360p render: scale, blur, text, per frame, GIL released inside OpenCV."""
     import cv2
     import numpy as np

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from preview_desktop.core.events import Event, JobOutcome, JobProgress, JobUpdated
 from preview_desktop.core.handler import HandlerRegistry, JobContext
 from preview_desktop.core.job import Job, JobState
+from preview_desktop.core.spec import JobSpec
 from preview_desktop.engine.engine import Engine
-from preview_desktop.engine.events import Event, JobOutcome, JobProgress, JobUpdated
 from preview_desktop.errors import InvalidInput
 from preview_desktop.queue.local import LocalStore
 from preview_desktop.settings import Settings, load_settings
@@ -32,7 +33,7 @@ class Tracker:
 
 
 def sleep_handler(tracker: Tracker):  # type: ignore[no-untyped-def]
-    def handler(job: Job, ctx: JobContext) -> dict[str, Any]:
+    def handler(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
         seconds = float(job.spec["timeline"].split(":")[1])
         steps = max(1, int(seconds / 0.02))
         tracker.running += 1
@@ -51,11 +52,11 @@ def sleep_handler(tracker: Tracker):  # type: ignore[no-untyped-def]
     return handler
 
 
-def failing_handler(job: Job, ctx: JobContext) -> dict[str, Any]:
+def failing_handler(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     raise RuntimeError(f"disk on fire in {job.id}")
 
 
-def invalid_handler(job: Job, ctx: JobContext) -> dict[str, Any]:
+def invalid_handler(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     raise InvalidInput("clip 'A' (a.mov): media outside the roots")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from preview_desktop.core.handler import HandlerRegistry, JobContext
 from preview_desktop.core.job import Job, JobState
-from preview_desktop.core.spec import parse_spec
+from preview_desktop.core.spec import JobSpec, parse_spec
 from preview_desktop.node import Node
 from preview_desktop.qt_compat import protect_bools
 from preview_desktop.settings import Settings, load_settings
@@ -22,7 +22,7 @@ from tests.support.qtloop import run
 protect_bools()
 
 
-def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
+def fake_render(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Behaves by the timeline's name: '*fail*' raises, '*slow*' runs until cancelled, else 10 quick frames."""
     name = Path(str(job.spec["timeline"])).name
     if "fail" in name:
@@ -55,7 +55,7 @@ def node(qloop: asyncio.AbstractEventLoop, settings: Settings) -> Iterator[Node]
 def adapter(node: Node, qloop: asyncio.AbstractEventLoop) -> Any:
     from preview_desktop.ui.adapter import EngineAdapter
 
-    adapter = EngineAdapter(node)
+    adapter = EngineAdapter(node.engine, node.jobs, node.settings, qloop, api=node.api)
     run(qloop, node.start())
     adapter.flush()
     yield adapter

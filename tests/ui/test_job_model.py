@@ -122,11 +122,10 @@ def test_filter_by_state_and_text() -> None:
 
 
 def test_superseded_and_cancelling_are_shown_as_such() -> None:
-    from preview_desktop.ui.job_model import display_state
-
     job = make_job(1, JobState.CANCELLED)
     job.superseded_by = "x"
-    assert display_state(job) == "superseded"
+    assert job.display_state == "superseded"
     running = make_job(2, JobState.RUNNING)
     running.cancel_requested = True
-    assert display_state(running) == "cancelling"
+    assert running.display_state == "cancelling"
+    assert make_job(3, JobState.FAILED).display_state == "failed"

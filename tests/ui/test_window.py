@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from preview_desktop.core.events import JobOutcome
 from preview_desktop.core.job import JobState
-from preview_desktop.engine.events import JobOutcome
 from preview_desktop.node import Node
 from preview_desktop.settings import Settings
 from tests.support.qtloop import run
@@ -36,7 +36,7 @@ def test_the_empty_table_explains_and_offers_the_demo(window: Any, node: Node,
 
 def test_the_demo_button_queues_the_demo_project(window: Any, node: Node, qloop: asyncio.AbstractEventLoop,
                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    api = pytest.importorskip("preview_desktop.render.api")
+    api = pytest.importorskip("preview_desktop.render.renderer")
     timeline = tmp_path / "demo.otio"
     timeline.write_text("{}")
     monkeypatch.setattr(api, "make_demo", lambda media_dir: timeline)  # the real one renders media: not the point

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from preview_desktop.core.layout import Layout
 from preview_desktop.logs import setup_logging
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
@@ -56,7 +57,7 @@ def make_api(
         settings = load_settings(env=env).with_overrides(
             **{"max_concurrency": 2, "lease_seconds": 3.0, "shutdown_grace": 2.0, **overrides}
         )
-        node = Node(settings, qloop, registry=build_registry(), with_farm=False)
+        node = Node(settings, qloop, registry=build_registry(Layout(settings.data_dir)), with_farm=False)
         api = Api(node, qloop, settings)
         apis.append(api)
         return api  # started by its first `api.run(...)`, inside the test

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ import aiohttp
 from preview_desktop.core.handler import HandlerRegistry, JobContext
 from preview_desktop.core.job import Job, JobState
 from preview_desktop.core.layout import Layout
+from preview_desktop.core.spec import JobSpec
 from preview_desktop.node import Node
 from preview_desktop.settings import Settings
 from tests.support.qtloop import run as run_loop
@@ -62,7 +64,7 @@ def sample_mp4(tmp: Path) -> bytes:
     return _MP4_CACHE["mp4"]
 
 
-def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
+def fake_render(layout: Layout, job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Inline clips drive it: source 'fail' raises; otherwise it 'renders' for the clips' total seconds."""
     clips = job.spec["timeline"]["clips"] if isinstance(job.spec["timeline"], dict) else []
     if any(c.get("source") == "fail" for c in clips):
@@ -74,7 +76,6 @@ def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
         ctx.check()
         time.sleep(step)
         ctx.progress(frame, frames)
-    layout: Layout = ctx.services["layout"]
     staging = layout.staging_dir(job.project_id, job.id)
     (staging / "preview.mp4").write_bytes(_MP4_CACHE["mp4"])
     summary = {"jobId": job.id, "projectId": job.project_id, "status": "succeeded", "frames": frames}
@@ -152,9 +153,9 @@ class Api:
         )
 
 
-def build_registry() -> HandlerRegistry:
+def build_registry(layout: Layout) -> HandlerRegistry:
     registry = HandlerRegistry()
-    registry.register("render", fake_render)
+    registry.register("render", partial(fake_render, layout))
     return registry
 
 

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from preview_desktop.api.metrics import DURATION_BUCKETS, counts_to_gauges
 from preview_desktop.core.job import JobState
+from preview_desktop.core.metrics import DURATION_BUCKETS, counts_to_gauges
 
 from .harness import Api, inline_spec, sse_events
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from preview_desktop.api.auth import load_or_create_token, regenerate_token
+from preview_desktop.api_token import load_or_create_token, regenerate_token
 from preview_desktop.core.job import JobState
 from preview_desktop.core.layout import Layout
 from preview_desktop.settings import load_settings

@@ -17,6 +17,7 @@ from typing import Any
 
 from preview_desktop.core.handler import HandlerRegistry, JobContext
 from preview_desktop.core.job import Job
+from preview_desktop.core.spec import JobSpec
 from preview_desktop.errors import RenderError
 
 RUN_LOG_ENV = "FARM_TEST_RUN_LOG"
@@ -29,7 +30,7 @@ def _log_run(job: Job) -> None:
             fh.write(f"{job.project_id} {os.getpid()}\n")
 
 
-def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
+def fake_render(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     _log_run(job)
     timeline = job.spec.get("timeline")
     clips = timeline.get("clips", []) if isinstance(timeline, dict) else []
@@ -51,7 +52,7 @@ def fake_render(job: Job, ctx: JobContext) -> dict[str, Any]:
             "video": {"file": "preview.mp4", "frames": frames}, "pid": os.getpid()}
 
 
-def busy(job: Job, ctx: JobContext) -> dict[str, Any]:
+def busy(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     """Like `render`, but burns the CPU in Python for the whole time: the worst case for the event loop's share
     of the GIL, which renews the job's lock."""
     _log_run(job)
@@ -67,7 +68,7 @@ def busy(job: Job, ctx: JobContext) -> dict[str, Any]:
     return {"jobId": job.id, "projectId": job.project_id, "spins": spins}
 
 
-def noop(job: Job, ctx: JobContext) -> dict[str, Any]:
+def noop(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     return {"projectId": job.project_id}
 
 

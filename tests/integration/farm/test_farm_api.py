@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from preview_desktop.core.events import EngineStatus, JobOutcome, JobProgress
 from preview_desktop.core.handler import HandlerRegistry
 from preview_desktop.core.job import JobState
-from preview_desktop.engine.events import EngineStatus, JobOutcome, JobProgress
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.integration.api.harness import TOKEN, Api

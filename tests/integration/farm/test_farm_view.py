@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from preview_desktop.farm.registry import FarmJobInfo, FarmStatus, NodeInfo
+from preview_desktop.core.farm_status import FarmJobInfo, FarmStatus, NodeInfo
 from preview_desktop.logs import redact
 
 

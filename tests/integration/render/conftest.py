@@ -34,7 +34,7 @@ def spec_for(timeline: Any, **changes: Any) -> Any:
 @pytest.fixture
 def render(settings: Settings, tmp_path: Path) -> Any:
     """render(timeline, **spec changes) → (preview.json dict, out folder)."""
-    from preview_desktop.render.api import render_to_folder
+    from preview_desktop.render.renderer import render_to_folder
 
     counter = {"n": 0}
 

@@ -11,8 +11,9 @@ import pytest
 
 from preview_desktop.core.job import Job, new_job_id
 from preview_desktop.core.layout import Layout
+from preview_desktop.core.spec import parse_spec
 from preview_desktop.errors import InvalidInput, JobCancelled, JobTimeout, MediaError
-from preview_desktop.render.api import make_demo, render_foreground, render_job, render_to_folder
+from preview_desktop.render.renderer import RenderHandler, make_demo, render_foreground, render_to_folder
 from tests.support.media import decode, make_clip
 
 from .conftest import JOB_ID, make_ctx, spec_for
@@ -25,8 +26,12 @@ def _job(spec, job_id: str = JOB_ID) -> Job:
 def _ctx(job: Job, settings):
     ctx = make_ctx()
     ctx.job = job
-    ctx.services.update(settings=settings, layout=Layout(settings.data_dir))
     return ctx
+
+
+def render_job(job: Job, ctx, settings) -> dict:
+    """The engine's `render` handler, called as a worker calls it: the job, its typed spec, the context."""
+    return RenderHandler(settings, Layout(settings.data_dir))(job, parse_spec(job.spec), ctx)
 
 
 def test_render_job_publishes_complete_folder(tmp_path: Path, settings) -> None:
@@ -34,12 +39,12 @@ def test_render_job_publishes_complete_folder(tmp_path: Path, settings) -> None:
     spec = spec_for({"fps": 25, "clips": [{"source": "a.mp4"}]}, mediaSearchPaths=[str(tmp_path)])
     job = _job(spec)
     ctx = _ctx(job, settings)
-    layout: Layout = ctx.services["layout"]
+    layout = Layout(settings.data_dir)
     leftover = layout.staging_dir("p", JOB_ID)  # a killed attempt's debris
     (leftover / "preview.mp4").write_bytes(b"half")
     seen: list[tuple[int, int]] = []
     ctx.progress_fn = lambda frame, frames: seen.append((frame, frames))
-    doc = render_job(job, ctx)
+    doc = render_job(job, ctx, settings)
     final = layout.preview_dir("p", JOB_ID)
     assert sorted(p.name for p in final.iterdir()) == sorted(
         ["poster.jpg", "preview.json", "preview.mp4", "thumbs.jpg", "thumbs.vtt"])
@@ -55,8 +60,8 @@ def test_render_job_failure_cleans_staging(tmp_path: Path, settings) -> None:
                     output={"strict": True})
     ctx = _ctx(_job(spec), settings)
     with pytest.raises(MediaError, match=r"gone\.mp4"):
-        render_job(ctx.job, ctx)
-    layout: Layout = ctx.services["layout"]
+        render_job(ctx.job, ctx, settings)
+    layout = Layout(settings.data_dir)
     assert layout.stale_staging_dirs() == []
     assert not layout.preview_dir("p", JOB_ID).exists()
 
@@ -73,9 +78,9 @@ def test_cancel_is_honoured_within_half_a_second(tmp_path: Path, settings) -> No
 
     ctx.progress_fn = progress
     with pytest.raises(JobCancelled):
-        render_job(ctx.job, ctx)
+        render_job(ctx.job, ctx, settings)
     assert time.monotonic() - cancelled_at[0] < 0.5
-    assert ctx.services["layout"].stale_staging_dirs() == []
+    assert Layout(settings.data_dir).stale_staging_dirs() == []
 
 
 def test_timeout(tmp_path: Path, settings) -> None:
@@ -85,12 +90,12 @@ def test_timeout(tmp_path: Path, settings) -> None:
     ctx.progress_fn = lambda frame, frames: time.sleep(0.05)  # a slow machine (reports come every 20 ms)
     ctx.deadline = time.monotonic() + 0.2
     with pytest.raises(JobTimeout):
-        render_job(ctx.job, ctx)
+        render_job(ctx.job, ctx, settings)
     short = settings.with_overrides(job_timeout=0.2)
     ctx = _ctx(_job(spec), short)
     ctx.progress_fn = lambda frame, frames: time.sleep(0.05)
     with pytest.raises(JobTimeout, match="time limit"):
-        render_job(ctx.job, ctx)
+        render_job(ctx.job, ctx, short)
 
 
 def test_dry_run_writes_plan_only_and_is_fast(tmp_path: Path, settings) -> None:

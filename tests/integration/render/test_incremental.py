@@ -19,7 +19,7 @@ import pytest
 
 from preview_desktop.core.handler import JobContext
 from preview_desktop.errors import JobCancelled
-from preview_desktop.render.api import render_to_folder
+from preview_desktop.render.renderer import render_to_folder
 from preview_desktop.render.segment_cache import open_store
 from preview_desktop.render.segments import AUDIO_CHUNK, plan_segments
 from preview_desktop.render.timeline import build_plan
@@ -348,7 +348,7 @@ def test_two_threads_share_the_store(renderer: Renderer) -> None:
 _PROCESS_RENDER = """
 import json, sys
 from pathlib import Path
-from preview_desktop.render.api import render_to_folder
+from preview_desktop.render.renderer import render_to_folder
 from preview_desktop.settings import load_settings
 from tests.integration.render.conftest import JOB_ID, make_ctx, spec_for
 timeline, out, media = json.loads(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

@@ -15,7 +15,7 @@ import pytest
 from preview_desktop.core.handler import JobContext
 from preview_desktop.core.job import Job, new_job_id
 from preview_desktop.core.layout import Layout
-from preview_desktop.render.api import render_job
+from preview_desktop.render.renderer import RenderHandler
 from preview_desktop.settings import Settings
 from tests.support.cli import cli_env, run_cli
 from tests.support.media import BLUE, make_clip
@@ -52,9 +52,8 @@ class Runner:
         job = Job(id=new_job_id(), project_id=project, spec=spec.to_wire())
         ctx: JobContext = make_ctx()
         ctx.job = job
-        ctx.services.update(settings=self.settings, layout=self.layout)
         started = time.monotonic()
-        document = render_job(job, ctx)
+        document = RenderHandler(self.settings, self.layout)(job, spec, ctx)
         seconds = time.monotonic() - started
         folder = self.layout.preview_dir(project, job.id)
         assert json.loads((folder / "preview.json").read_text()) == document

@@ -88,7 +88,7 @@ def test_search_path_outside_roots_cannot_smuggle_media(tmp_path: Path, outside:
 
 
 def test_project_and_job_ids_never_escape(settings, tmp_path: Path) -> None:
-    from preview_desktop.render.api import render_job
+    from preview_desktop.render.renderer import RenderHandler
 
     layout = Layout(settings.data_dir)
     for bad in ("..", "../x", "a/b", ".hidden", "", "x" * 65, "a\x00"):
@@ -96,11 +96,11 @@ def test_project_and_job_ids_never_escape(settings, tmp_path: Path) -> None:
             spec_for({"fps": 25, "clips": [{"gap": 1.0}]}, projectId=bad)
     for bad_id in ("../../etc", "..", "20260101-000000-0123abcd/../x", "x"):
         ctx = make_ctx()
-        ctx.services.update(settings=settings, layout=layout)
         ctx.job.id = bad_id
-        ctx.job.spec = spec_for({"fps": 25, "clips": [{"gap": 1.0}]}).to_wire()
+        spec = spec_for({"fps": 25, "clips": [{"gap": 1.0}]})
+        ctx.job.spec = spec.to_wire()
         with pytest.raises(UnsafePath):
-            render_job(ctx.job, ctx)
+            RenderHandler(settings, layout)(ctx.job, spec, ctx)
     assert not any(p for p in settings.data_dir.rglob("*") if "etc" in p.name)
 
 

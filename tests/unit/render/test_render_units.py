@@ -15,16 +15,16 @@ from preview_desktop.render.artifacts import _vtt_time
 from preview_desktop.render.media import probe, relink
 from preview_desktop.render.plan import Layer, Source, fps_fraction, to_frames
 
-RENDER_MODULES = ["api", "artifacts", "audio", "codec", "compose", "demo", "media", "pipeline", "plan", "timeline"]
+RENDER_MODULES = ["renderer", "artifacts", "audio", "codec", "compose", "demo", "media", "pipeline", "plan", "timeline"]
 
 
 def _run(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
 
 
-def test_api_import_is_light() -> None:
+def test_renderer_import_is_light() -> None:
     out = _run(
-        "import sys, preview_desktop.render.api\n"
+        "import sys, preview_desktop.render.renderer\n"
         "print(sorted(m for m in ('av', 'cv2', 'opentimelineio', 'numpy') if m in sys.modules))"
     )
     assert out.strip() == "[]"

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated
+from ..core.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The renderer's public entry points: the engine handler, foreground render, dry-run, demo media.
+"""The renderer's entry points: the engine's handler, the foreground render (with its cache-hit path), demo media.
 
 Importing this module is cheap on purpose (the CLI imports it at start-up): av, cv2 and opentimelineio are
 imported inside the functions that need them.
@@ -14,19 +14,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.layout import ARTIFACT_NAMES
+from ..core.layout import ARTIFACT_NAMES, Layout, swap_in
 from ..errors import InvalidInput, JobTimeout, MediaError
 from .files import sha256_hex, write_preview_json
 
 if TYPE_CHECKING:
     from ..core.handler import JobContext
     from ..core.job import Job
-    from ..core.layout import Layout
     from ..core.spec import JobSpec
     from ..settings import Settings
-
-__all__ = ["make_demo", "render_foreground", "render_job", "render_to_folder", "reuse_foreground"]
-
 
 def render_to_folder(
     spec: JobSpec,
@@ -134,25 +130,29 @@ def _checker(ctx: JobContext, settings: Settings) -> Any:
     return check
 
 
-def render_job(job: Job, ctx: JobContext) -> dict[str, Any]:
-    """Engine handler for job kind "render": stage, render, publish into DATA_DIR/previews/{project}/{job}."""
-    from ..core.spec import parse_spec
+class RenderHandler:
+    """The engine's handler for job kind "render": stage, render, publish into DATA_DIR/previews/{project}/{job}.
 
-    settings: Settings = ctx.services["settings"]
-    layout: Layout = ctx.services["layout"]
-    spec = parse_spec(job.spec)
-    layout.remove_staging_for(job.id)
-    staging = layout.staging_dir(spec.projectId, job.id)
-    try:
-        document, record = _render_or_reuse(
-            spec, staging, job_id=job.id, settings=settings, ctx=ctx, created_at=job.created_at
-        )
-        final = layout.publish(staging, spec.projectId, job.id)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    record(final)
-    return document
+    Built once per node with the settings and layout it renders with, so a job sees them typed."""
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.settings = settings
+        self.layout = layout
+
+    def __call__(self, job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
+        layout = self.layout
+        layout.remove_staging_for(job.id)
+        staging = layout.staging_dir(spec.projectId, job.id)
+        try:
+            document, record = _render_or_reuse(
+                spec, staging, job_id=job.id, settings=self.settings, ctx=ctx, created_at=job.created_at
+            )
+            final = layout.publish(staging, spec.projectId, job.id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        record(final)
+        return document
 
 
 def _render_or_reuse(
@@ -318,13 +318,7 @@ def _place(out_dir: Path, fill: Callable[[Path], dict[str, Any] | None]) -> dict
             shutil.rmtree(staging, ignore_errors=True)
             return None
         _check_out_dir(out_dir)
-        if out_dir.exists():
-            trash = out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}"
-            os.replace(out_dir, trash)
-            os.replace(staging, out_dir)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
+        swap_in(staging, out_dir, out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

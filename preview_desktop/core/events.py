@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
-from ..core.job import Job
+from .job import Job
 
 log = logging.getLogger(__name__)
 

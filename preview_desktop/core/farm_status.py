@@ -1,0 +1,66 @@
+"""What the farm looks like from outside: its nodes, the farm jobs they run, the queue's counts.
+
+Plain data (no Qt, no Redis objects, no secrets) so the window, the API and the job service can show it without
+importing the farm package.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class FarmJobInfo:
+    """A farm job running on a node, as the registry shows it."""
+
+    jobId: str
+    name: str
+    projectId: str | None
+    startedAt: float
+    frame: int = 0
+    frames: int = 0
+    percent: float = 0.0
+    attempt: int = 1
+
+
+@dataclass
+class NodeInfo:
+    nodeId: str
+    host: str
+    pid: int
+    version: str
+    capacity: int
+    running: list[FarmJobInfo] = field(default_factory=list)
+    localRunning: int = 0
+    api: str | None = None
+    heartbeat: float = 0.0  # unix seconds
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> NodeInfo:
+        data = json.loads(text)
+        running = [FarmJobInfo(**j) for j in data.pop("running", [])]
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(running=running, **known)
+
+
+@dataclass
+class FarmStatus:
+    """What the window's Farm view and the API show. Plain data: no Qt, no Redis objects, no secrets."""
+
+    url: str  # redacted
+    queue: str
+    connected: bool
+    error: str | None = None
+    nodes: list[NodeInfo] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    updated: float = field(default_factory=time.time)
+    nodeId: str | None = None  # this node's id on the farm (None: read from outside, by a client)
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)

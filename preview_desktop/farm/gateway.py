@@ -1,0 +1,78 @@
+"""FarmGateway: this node's farm actions for the job service, with Redis trouble turned into one clear error.
+
+A lost Redis is not a bug: every action here either answers or raises FarmUnavailable with one redacted line
+(no traceback, never the password), within FARM_TIMEOUT_S even when Redis hangs. While the node's own link
+already reports the outage (one log line per outage), the gateway stays quiet about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from ..core.farm_status import FarmStatus
+from ..core.spec import JobSpec
+from ..errors import FarmUnavailable
+from .client import FarmClient
+from .connection import Link, describe_error, is_connection_error
+
+log = logging.getLogger("preview_desktop.farm")
+T = TypeVar("T")
+FARM_TIMEOUT_S = 10.0  # above the client's connect timeout plus its one retry; a hung Redis must not hang a caller
+
+
+class FarmSeat(Protocol):
+    """What the gateway needs of the node's farm member (farm/member.py)."""
+
+    @property
+    def link(self) -> Link: ...
+    @property
+    def client(self) -> FarmClient: ...
+    def snapshot(self) -> FarmStatus: ...
+    def on_status(self, callback: Callable[[FarmStatus], None]) -> None: ...
+
+
+class FarmGateway:
+    def __init__(self, seat: FarmSeat) -> None:
+        self._seat = seat
+
+    async def submit(self, spec: JobSpec) -> str:
+        job_id = await self._redis("submit", self._seat.client.submit(spec))
+        log.info("farm job %s queued (%s)", job_id, spec.projectId)
+        return job_id
+
+    async def state(self, job_id: str) -> str | None:
+        """BullMQ's state of the job; None when it cannot be read now (the job exists either way)."""
+        try:
+            state = await self._redis("read", self._seat.client.queue.getJobState(job_id))
+        except FarmUnavailable:
+            return None
+        return str(state)
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        return await self._redis("read", self._seat.client.get(job_id))
+
+    async def cancel(self, job_id: str, reason: str) -> str:
+        result = await self._redis("cancel", self._seat.client.cancel(job_id, reason))
+        log.info("farm job %s: cancel %s", job_id, result)
+        return result
+
+    def status(self) -> FarmStatus:
+        return self._seat.snapshot()
+
+    def on_status(self, callback: Callable[[FarmStatus], None]) -> None:
+        self._seat.on_status(callback)
+
+    async def _redis(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, FARM_TIMEOUT_S)
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            reason = describe_error(exc)
+        link = self._seat.link
+        log.log(logging.WARNING if link.connected else logging.DEBUG, "farm %s: Redis %s unreachable (%s)",
+                what, link.url, reason)
+        raise FarmUnavailable(f"the farm's Redis {link.url} is unreachable ({reason}); try again later")

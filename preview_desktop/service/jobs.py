@@ -1,0 +1,155 @@
+"""JobService: queue, cancel, retry, re-prioritise, remove and read jobs — in the local store and on the farm.
+
+Every consumer (the CLI, the HTTP API, the window's adapter) acts on jobs through this one class, so the rules
+live once: spec intake (a path or a wire object becomes a checked JobSpec here and nowhere else), where blocking
+store calls run (`StoreCall`: the engine's store thread in a node, inline in the CLI), and how the farm is
+reached. Consumers depend on small Protocols of their own that this class satisfies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from ..core.farm_status import FarmStatus
+from ..core.intake import prepare_spec, prepare_wire_spec
+from ..core.job import Job, JobState
+from ..core.spec import JobSpec
+from ..errors import FarmDisabled
+from ..queue.base import JobStore
+
+T = TypeVar("T")
+
+
+class StoreCall(Protocol):
+    """Runs a blocking store call where it may block: the engine's store thread, or inline in the CLI."""
+
+    def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def inline(fn: Callable[[], T]) -> T:
+    """StoreCall for a process with nothing else to do (the CLI): block right here."""
+    return fn()
+
+
+class FarmPort(Protocol):
+    """What the service needs of this node's seat on the farm (farm/gateway.py provides it)."""
+
+    async def submit(self, spec: JobSpec) -> str: ...
+    async def state(self, job_id: str) -> str | None: ...
+    async def get(self, job_id: str) -> dict[str, Any] | None: ...
+    async def cancel(self, job_id: str, reason: str) -> str: ...
+    def status(self) -> FarmStatus: ...
+    def on_status(self, callback: Callable[[FarmStatus], None]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PathSource:
+    """A timeline or spec file named by a user (CLI argument, dropped file), with flags that override it."""
+
+    argument: str
+    cwd: Path
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WireSource:
+    """A spec as JSON data (an HTTP body): no current folder, relative paths resolve against the first root."""
+
+    data: object
+
+
+SpecSource = PathSource | WireSource
+
+
+@dataclass(frozen=True)
+class FarmSubmission:
+    id: str  # the BullMQ job id
+    state: str | None  # BullMQ's state right after adding (None when it could not be read)
+
+
+class JobService:
+    def __init__(self, store: JobStore, media_roots: Sequence[Path], run: StoreCall,
+                 farm: FarmPort | None = None) -> None:
+        self._store = store
+        self._roots = tuple(media_roots)
+        self._run = run
+        self._farm = farm
+
+    # ------------------------------------------------------------------ intake (the only place)
+    def intake(self, source: SpecSource) -> JobSpec:
+        """A checked spec: paths absolute, the timeline inside the media roots. Blocking (reads files)."""
+        if isinstance(source, PathSource):
+            return prepare_spec(source.argument, source.cwd, self._roots, source.overrides)
+        return prepare_wire_spec(source.data, self._roots)
+
+    async def submit(self, source: SpecSource) -> Job:
+        """Queue locally; QueueFull past PREVIEW_QUEUE_MAX, InvalidInput naming the field for bad input."""
+
+        def intake_and_submit() -> Job:
+            return self._store.submit(self.intake(source))
+
+        return await self._run(intake_and_submit)
+
+    async def submit_to_farm(self, source: SpecSource) -> FarmSubmission:
+        """Queue on the farm (any node may run it, this one included)."""
+        farm = self._farm_or_refuse()
+        spec = await self._run(partial(self.intake, source))
+        job_id = await farm.submit(spec)
+        return FarmSubmission(job_id, await farm.state(job_id))
+
+    # ------------------------------------------------------------------ local jobs
+    async def get(self, job_id: str) -> Job:
+        return await self._run(partial(self._store.get, job_id))
+
+    async def list_jobs(self, states: Iterable[JobState] | None = None, project_id: str | None = None,
+                        limit: int | None = None) -> list[Job]:
+        return await self._run(partial(self._store.list_jobs, states, project_id, limit))
+
+    async def counts(self) -> dict[str, int]:
+        return await self._run(self._store.counts)
+
+    async def cancel(self, job_id: str) -> Job:
+        """A waiting job is cancelled now; a running one is asked to stop (it stays running until it does)."""
+        return await self._run(partial(self._store.cancel, job_id))
+
+    async def retry(self, job_id: str) -> Job:
+        return await self._run(partial(self._store.retry, job_id))
+
+    async def set_priority(self, job_id: str, priority: int) -> Job:
+        return await self._run(partial(self._store.set_priority, job_id, max(0, min(10, priority))))
+
+    async def remove(self, job_id: str) -> None:
+        await self._run(partial(self._store.remove, job_id))
+
+    async def set_paused(self, paused: bool) -> None:
+        """Pause the queue on every node sharing this store (running jobs finish); farm intake pauses too."""
+        await self._run(partial(self._store.set_paused, paused))
+
+    # ------------------------------------------------------------------ farm jobs
+    @property
+    def farm_enabled(self) -> bool:
+        return self._farm is not None
+
+    def farm_status(self) -> FarmStatus | None:
+        """The farm as last seen (refreshed every heartbeat); None when this node is not on a farm."""
+        return self._farm.status() if self._farm is not None else None
+
+    def on_farm_status(self, callback: Callable[[FarmStatus], None]) -> None:
+        if self._farm is not None:
+            self._farm.on_status(callback)
+
+    async def farm_job(self, job_id: str) -> dict[str, Any] | None:
+        return await self._farm_or_refuse().get(job_id)
+
+    async def cancel_farm_job(self, job_id: str, reason: str) -> str:
+        """'removed' (it waited), 'requested' (it runs: its node stops it), 'finished' or 'not-found'."""
+        return await self._farm_or_refuse().cancel(job_id, reason)
+
+    def _farm_or_refuse(self) -> FarmPort:
+        if self._farm is None:
+            raise FarmDisabled()
+        return self._farm
