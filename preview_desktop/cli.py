@@ -127,7 +127,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     setup_logging(None, "WARNING")
     from . import commands
 
-    return int(getattr(commands, f"cmd_{command}")(args, settings))
+    return commands.COMMANDS[command](args, settings)
 
 
 if __name__ == "__main__":

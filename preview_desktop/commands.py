@@ -71,7 +71,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _submit(args: argparse.Namespace, settings: Settings) -> int:
-    from .service.jobs import PathSource
+    from .core.submission import PathSource
 
     jobs = _service(settings)
     job = await jobs.submit(PathSource(args.source, Path.cwd(), _overrides(args)))
@@ -297,3 +297,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"render it:  preview-desktop render {timeline} --out demo-preview", file=sys.stderr)
     return EXIT_OK
 
+
+
+COMMANDS = {
+    "submit": cmd_submit, "list": cmd_list, "status": cmd_status, "cancel": cmd_cancel, "retry": cmd_retry,
+    "render": cmd_render, "demo": cmd_demo,
+}

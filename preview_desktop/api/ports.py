@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ..core.events import EngineStatus, Subscriber
 from ..core.farm_status import FarmStatus
 from ..core.job import Job, JobState
-from ..service.jobs import FarmSubmission, SpecSource
+from ..core.submission import FarmSubmission, SpecSource
 
 
 class Jobs(Protocol):

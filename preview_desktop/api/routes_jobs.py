@@ -9,8 +9,8 @@ from aiohttp import web
 from ..core.job import JobState
 from ..core.layout import JOB_ID_RE
 from ..core.spec import PROJECT_ID_RE
+from ..core.submission import WireSource
 from ..errors import InvalidInput, InvalidSpec, JobNotFound
-from ..service.jobs import WireSource
 from .http import json_response
 from .ports import Jobs
 

@@ -71,14 +71,21 @@ def contain(path: Path, roots: Sequence[Path], what: str = "media") -> Path:
 def resolve_media(reference: str, base_dirs: Sequence[Path], roots: Sequence[Path], what: str = "media") -> Path:
     """Resolve a media reference: absolute as is, relative against each base dir in order (first that exists).
 
-    Returns a path inside the roots; raises UnsafePath otherwise. A relative reference that exists nowhere
-    resolves against the first base dir (so the caller can report it offline).
+    Returns a path inside the roots (it may not exist); raises UnsafePath otherwise, and for URLs other than a
+    local file:// one. A relative reference that exists nowhere resolves against the first base dir (so the
+    caller can report it offline).
     """
     check_path_text(reference, what)
     if reference.startswith("file://"):
         from urllib.parse import unquote, urlparse
 
-        reference = unquote(urlparse(reference).path)
+        parsed = urlparse(reference)
+        if parsed.netloc not in ("", "localhost"):
+            raise UnsafePath(f"{what} {reference!r} is a network (file://host/) URL")
+        reference = unquote(parsed.path)
+        check_path_text(reference, what)
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", reference):
+        raise UnsafePath(f"{what} {reference!r} is a URL; only local files are allowed")
     candidate = Path(reference).expanduser()
     if candidate.is_absolute():
         return contain(candidate, roots, what)

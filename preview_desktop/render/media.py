@@ -13,28 +13,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.layout import check_path_text, contain, resolve_media
+from ..core.layout import check_path_text, contain
 from ..errors import UnsafePath
 from .plan import Source
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 _PRINTF_RE = re.compile(r"%0?(\d*)d")
-
-
-def resolve_path(reference: str, base_dirs: Sequence[Path], roots: Sequence[Path], what: str) -> Path:
-    """A media reference as a contained absolute path (may not exist). Raises UnsafePath on escapes."""
-    check_path_text(reference, what)
-    if reference.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        parsed = urlparse(reference)
-        if parsed.netloc not in ("", "localhost"):
-            raise UnsafePath(f"{what} {reference!r} is a network (file://host/) URL")
-        reference = unquote(parsed.path)
-        check_path_text(reference, what)
-    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", reference):
-        raise UnsafePath(f"{what} {reference!r} is a URL; only local files are allowed")
-    return resolve_media(reference, base_dirs, roots, what)
 
 
 def relink(names: Sequence[str], search_dirs: Sequence[Path], roots: Sequence[Path]) -> Path | None:

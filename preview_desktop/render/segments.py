@@ -96,7 +96,7 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def output_key(plan: Plan, spec: JobSpec) -> dict[str, Any]:
+def encoder_settings(plan: Plan, spec: JobSpec) -> dict[str, Any]:
     """Everything about the encode that every segment shares."""
     return {
         "format": FORMAT,
@@ -131,7 +131,7 @@ def cut_points(plan: Plan) -> list[int]:
 def plan_segments(plan: Plan, spec: JobSpec, identities: Identities | None = None) -> list[Segment]:
     """The plan cut into segments of at most one GOP, each with its key."""
     identities = identities or Identities()
-    shared = output_key(plan, spec)
+    shared = encoder_settings(plan, spec)
     gop = gop_frames(plan.rate)
     layers = sorted(plan.video, key=lambda layer: layer.first)
     segments: list[Segment] = []

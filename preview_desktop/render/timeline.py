@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.layout import check_path_text, contain
+from ..core.layout import check_path_text, contain, resolve_media
 from ..core.spec import InlineGap, InlineTimeline, JobSpec
 from ..errors import InvalidInput, UnsafePath
 from . import media
@@ -198,14 +198,14 @@ class _Resolver:
         what = f"clip {name!r} media"
         if isinstance(ref, otio.schema.ImageSequenceReference):
             base = ref.target_url_base or "."
-            folder = media.resolve_path(base.rstrip("/") or "/", self.loaded.base_dirs, self.loaded.roots, what)
+            folder = resolve_media(base.rstrip("/") or "/", self.loaded.base_dirs, self.loaded.roots, what)
             pattern = folder / f"{ref.name_prefix}%0{ref.frame_zero_padding}d{ref.name_suffix}"
             return self._cached(
                 f"seq:{pattern}:{ref.start_frame}",
                 lambda: media.probe_sequence(pattern, float(ref.rate), ref.start_frame),
             )
         if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
-            path = media.resolve_path(ref.target_url, self.loaded.base_dirs, self.loaded.roots, what)
+            path = resolve_media(ref.target_url, self.loaded.base_dirs, self.loaded.roots, what)
             if media._PRINTF_RE.search(path.name):
                 return self._cached(f"seq:{path}", lambda: media.probe_sequence(path, self.loaded.rate))
             return self._cached(str(path), lambda: self._probe_file(path))

@@ -8,8 +8,7 @@ reached. Consumers depend on small Protocols of their own that this class satisf
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -18,6 +17,7 @@ from ..core.farm_status import FarmStatus
 from ..core.intake import prepare_spec, prepare_wire_spec
 from ..core.job import Job, JobState
 from ..core.spec import JobSpec
+from ..core.submission import FarmSubmission, PathSource, SpecSource
 from ..errors import FarmDisabled
 from ..queue.base import JobStore
 
@@ -44,31 +44,6 @@ class FarmPort(Protocol):
     async def cancel(self, job_id: str, reason: str) -> str: ...
     def status(self) -> FarmStatus: ...
     def on_status(self, callback: Callable[[FarmStatus], None]) -> None: ...
-
-
-@dataclass(frozen=True)
-class PathSource:
-    """A timeline or spec file named by a user (CLI argument, dropped file), with flags that override it."""
-
-    argument: str
-    cwd: Path
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class WireSource:
-    """A spec as JSON data (an HTTP body): no current folder, relative paths resolve against the first root."""
-
-    data: object
-
-
-SpecSource = PathSource | WireSource
-
-
-@dataclass(frozen=True)
-class FarmSubmission:
-    id: str  # the BullMQ job id
-    state: str | None  # BullMQ's state right after adding (None when it could not be read)
 
 
 class JobService:

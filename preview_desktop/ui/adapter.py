@@ -23,8 +23,8 @@ from ..core.farm_status import FarmStatus
 from ..core.intake import project_id_from_name
 from ..core.job import Job, JobState
 from ..core.layout import Layout
+from ..core.submission import PathSource, WireSource
 from ..errors import PreviewError
-from ..service.jobs import PathSource, WireSource
 from ..settings import Settings
 from .ports import ApiPort, DemoMaker, EnginePort, JobsPort
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from ..core.events import EngineStatus, Subscriber
 from ..core.farm_status import FarmStatus
 from ..core.job import Job
-from ..service.jobs import FarmSubmission, SpecSource
+from ..core.submission import FarmSubmission, SpecSource
 
 
 class EnginePort(Protocol):

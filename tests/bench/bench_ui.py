@@ -68,7 +68,7 @@ def make_window(data_dir: Path, registry: HandlerRegistry | None, loop: asyncio.
                              settings_file=data_dir / "settings.json").with_overrides(max_concurrency=2,
                                                                                        queue_max=100_000)
     node = Node(settings, loop, registry=registry, with_api=False, with_farm=False)
-    adapter = EngineAdapter(node)
+    adapter = EngineAdapter(node.engine, node.jobs, settings, loop, api=node.api)
     window = MainWindow(adapter, settings)
     window.resize(1440, 860)
     return node, adapter, window

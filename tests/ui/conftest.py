@@ -35,6 +35,14 @@ def fake_render(job: Job, spec: JobSpec, ctx: JobContext) -> dict[str, Any]:
     return {"ok": True}
 
 
+def fake_demo(media_dir: Path) -> Path:
+    """The window's demo maker without rendering media (the real one is tested in tests/integration/render)."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    timeline = media_dir / "demo.otio"
+    timeline.write_text("{}")
+    return timeline
+
+
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     return load_settings().with_overrides(max_concurrency=2, lease_seconds=3.0, shutdown_grace=2.0)
@@ -55,7 +63,7 @@ def node(qloop: asyncio.AbstractEventLoop, settings: Settings) -> Iterator[Node]
 def adapter(node: Node, qloop: asyncio.AbstractEventLoop) -> Any:
     from preview_desktop.ui.adapter import EngineAdapter
 
-    adapter = EngineAdapter(node.engine, node.jobs, node.settings, qloop, api=node.api)
+    adapter = EngineAdapter(node.engine, node.jobs, node.settings, qloop, api=node.api, make_demo=fake_demo)
     run(qloop, node.start())
     adapter.flush()
     yield adapter

@@ -34,16 +34,11 @@ def test_the_empty_table_explains_and_offers_the_demo(window: Any, node: Node,
     assert not window.empty.isVisible()
 
 
-def test_the_demo_button_queues_the_demo_project(window: Any, node: Node, qloop: asyncio.AbstractEventLoop,
-                                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    api = pytest.importorskip("preview_desktop.render.renderer")
-    timeline = tmp_path / "demo.otio"
-    timeline.write_text("{}")
-    monkeypatch.setattr(api, "make_demo", lambda media_dir: timeline)  # the real one renders media: not the point
+def test_the_demo_button_queues_the_demo_project(window: Any, node: Node, qloop: asyncio.AbstractEventLoop) -> None:
     run(qloop, node.engine.set_paused(True))
     window.empty.demo_button.click()
     job = wait_until(qloop, lambda: next(iter(node.engine.jobs.values()), None), what="the demo job")
-    assert job.project_id == "demo"
+    assert job.project_id == "demo" and job.label.endswith("demo.otio")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The house rules: core/, queue/ and render/ never import Qt; only ui/ imports QtWidgets or pyqtgraph."""
+"""The house rules: no Qt below the engine (core, queue, render, service, api, farm); only ui/ imports QtWidgets
+or pyqtgraph; nothing imports upward (the layering table below)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,89 @@ def test_core_queue_render_import_with_qt_blocked() -> None:
     modules = sorted(
         "preview_desktop." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
         for p in _modules("core", "queue", "render")
+        if p.name != "__init__.py"
+    )
+    code = (
+        "import sys\n"
+        "for name in ('PySide6', 'pyqtgraph', 'qasync', 'shiboken6'): sys.modules[name] = None\n"
+        f"import importlib\nfor m in {modules!r}: importlib.import_module(m)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ layering: nothing imports upward
+# Each package may import only the packages listed (itself always). Leaf modules at the top level (errors,
+# settings, logs, api_token, about, qt_compat and the package's own __init__ for the version) sit below everything
+# that lists them. node.py, worker.py, cli.py and commands.py are the wiring: they may import anything.
+LEAVES = {"__init__", "errors", "settings", "logs"}
+ALLOWED: dict[str, set[str]] = {
+    "core": {"errors"},
+    "queue": {"core", "errors"},
+    "render": {"core"} | LEAVES,
+    "engine": {"core", "queue"} | LEAVES,
+    "service": {"core", "queue", "errors"},
+    "farm": {"core", "engine"} | LEAVES,
+    "api": {"core", "api_token"} | LEAVES,
+    "ui": {"core", "api_token", "about", "qt_compat"} | LEAVES,
+}
+# The window's wiring (it builds the node and hands the adapter its ports), like node.py for the headless node.
+WIRING_IN_UI = {"app.py"}
+
+
+def _internal_imports(path: Path) -> set[str]:
+    """The first-level parts of preview_desktop that a module imports (relative imports resolved)."""
+    rel = path.relative_to(PACKAGE)
+    here = ["preview_desktop", *rel.with_suffix("").parts]
+    if rel.name == "__init__.py":
+        here = [*here[:-1], "__init__"]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            base = here[: len(here) - node.level] if node.level else []
+            names = [".".join([*base, node.module] if node.module else base)] if node.level else [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "preview_desktop":
+                found.add(parts[1] if len(parts) > 1 else "__init__")
+    return found
+
+
+def test_nothing_imports_upward() -> None:
+    problems = []
+    for package, allowed in ALLOWED.items():
+        for path in _modules(package):
+            if package == "ui" and path.name in WIRING_IN_UI:
+                continue
+            bad = _internal_imports(path) - allowed - {package}
+            if bad:
+                problems.append(f"{path.relative_to(PACKAGE)} imports {sorted(bad)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_layering_check_sees_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself: a core module importing the engine is reported (relative and absolute forms)."""
+    fake = PACKAGE / "core" / "_contract_probe.py"
+    try:
+        fake.write_text("from ..engine import engine\nimport preview_desktop.ui.adapter\n", encoding="utf-8")
+        assert _internal_imports(fake) == {"engine", "ui"}
+    finally:
+        fake.unlink()
+
+
+def test_api_farm_service_import_no_qt_statically() -> None:
+    for path in _modules("api", "farm", "service"):
+        bad = {n for n in _imports(path) if n.split(".")[0] in ("PySide6", "pyqtgraph", "qasync", "shiboken6")}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_api_farm_service_import_with_qt_blocked() -> None:
+    modules = sorted(
+        "preview_desktop." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+        for p in _modules("api", "farm", "service")
         if p.name != "__init__.py"
     )
     code = (
