@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int, metavar="N", help="0-10, higher runs first (default 5)")
     p.add_argument("--dry-run", action="store_true", help="validate and plan only, no video")
     p.add_argument("--wait", action="store_true", help="follow the job to its end; exit 1 if it fails")
+    p.add_argument("--farm", action="store_true",
+                   help="queue on the render farm (REDIS_URL); queued here instead while the farm is unreachable")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
 
     p = sub.add_parser("list", help="list jobs")

@@ -73,6 +73,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 async def _submit(args: argparse.Namespace, settings: Settings) -> int:
     from .core.submission import PathSource
 
+    if args.farm:
+        return await _submit_to_farm(args, settings)
     jobs = _service(settings)
     job = await jobs.submit(PathSource(args.source, Path.cwd(), _overrides(args)))
     if not args.wait:
@@ -89,6 +91,42 @@ async def _submit(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print_outcome(job, settings)
     return EXIT_OK if job.state is JobState.SUCCEEDED else EXIT_FAILED
+
+
+async def _submit_to_farm(args: argparse.Namespace, settings: Settings) -> int:
+    """`submit --farm`: the job goes to the farm's queue; with Redis away it is queued here, and the line says so."""
+    from .core.submission import PathSource, QueuedLocally
+    from .errors import FarmDisabled, InvalidInput
+
+    if not settings.redis_url:
+        raise FarmDisabled()
+    if args.wait:
+        raise InvalidInput("--wait follows local jobs only; follow a farm job with GET /v1/farm/jobs/{id}")
+    from .farm.gateway import ClientSeat, FarmGateway
+    from .queue.local import LocalStore
+    from .service.jobs import JobService, inline
+
+    seat = ClientSeat(settings.redis_url, settings.farm_queue)
+    store = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
+    try:
+        jobs = JobService(store, settings.effective_media_roots, inline, farm=FarmGateway(seat),
+                          queue_max=settings.queue_max)
+        sent = await jobs.submit_to_farm(PathSource(args.source, Path.cwd(), _overrides(args)))
+    finally:
+        await seat.close()
+        store.close()
+    if isinstance(sent, QueuedLocally):
+        print(f"{sent.reason}: queued locally as {sent.job.id}", file=sys.stderr)
+        if args.json:
+            _print_json({**sent.job.to_wire(), "queuedLocally": True, "reason": sent.reason})
+        else:
+            print(sent.job.id)
+        return EXIT_OK
+    if args.json:
+        _print_json({"id": sent.id, "state": sent.state, "queuedLocally": False})
+    else:
+        print(sent.id)
+    return EXIT_OK
 
 
 async def _follow(jobs: JobService, job_id: str, bar: TerminalBar) -> Job:

@@ -125,7 +125,7 @@ class FarmDisabled(PreviewError):
     retryable = False
 
     def __init__(self) -> None:
-        super().__init__("this node is not on a render farm: start it with REDIS_URL or --redis to use /v1/farm")
+        super().__init__("this node is not on a render farm: set REDIS_URL (or --redis) to use the farm")
 
 
 class FarmUnavailable(PreviewError):

@@ -77,7 +77,8 @@ class Node:
             self.farm = FarmNode(settings, self.engine, self.layout)
             self.components.append(self.farm)
         self.jobs = JobService(self.store, settings.effective_media_roots, self.engine.call,
-                               farm=FarmGateway(self.farm) if self.farm is not None else None)
+                               farm=FarmGateway(self.farm) if self.farm is not None else None,
+                               queue_max=settings.queue_max)
         self.api: ApiServer | None = None
         if with_api:
             self.api = ApiServer(settings, self.layout, self.jobs, self.engine)

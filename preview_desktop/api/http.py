@@ -51,11 +51,20 @@ class ApiAuth:
     """The token check, shared by the middleware and the artifact listing (which signs URLs)."""
 
     def __init__(self, token: str) -> None:
+        self.farm_signer: UrlSigner | None = None
         self.set_token(token)
 
     def set_token(self, token: str) -> None:
         self.token = token
         self.signer = UrlSigner(token)
+
+    def set_farm_secret(self, secret: str) -> None:
+        """The farm-wide signing secret (kept in the farm's Redis): URLs it signs are accepted by every node."""
+        self.farm_signer = UrlSigner(secret)
+
+    def url_signer(self) -> UrlSigner:
+        """What new signed URLs use: the farm's secret when known (any node can check it), else this token."""
+        return self.farm_signer or self.signer
 
     def check(self, request: web.Request) -> web.Response | None:
         """None when the request may proceed, else the 401/403 response."""
@@ -78,7 +87,10 @@ class ApiAuth:
     def _check_signature(self, request: web.Request) -> web.Response | None:
         job_id = request.match_info.get("job_id", "")
         name = request.match_info.get("name", "")
-        problem = self.signer.verify(job_id, name, request.query.get("exp", ""), request.query.get("sig", ""))
+        exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
+        problem = self.signer.verify(job_id, name, exp, sig)
+        if problem == "bad signature" and self.farm_signer is not None:
+            problem = self.farm_signer.verify(job_id, name, exp, sig)
         if problem is None:
             return None
         return error_response(403, "forbidden", f"signed URL refused: {problem}")

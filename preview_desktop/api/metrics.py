@@ -14,24 +14,27 @@ this node since it started, local and farm jobs alike, which is what a Prometheu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from ..core.events import Event, JobOutcome
+from ..core.events import EngineStatus, Event, JobOutcome
+from ..core.farm_status import FarmStatus
 from ..core.metrics import (
     ACTIVE_JOBS,
     DURATION_BUCKETS,
     JOB_DURATION,
     JOBS_TOTAL,
+    ORIGIN_LABEL,
     OUTCOMES,
+    QUEUE_LABEL,
     QUEUE_SIZE,
     counts_to_gauges,
+    farm_waiting,
 )
 
 
@@ -39,13 +42,19 @@ from ..core.metrics import (
 class MetricsSnapshot:
     """The numbers /metrics serves, as plain values (the window plots these; no Qt, no prometheus types)."""
 
-    queue_size: int
-    active_jobs: int
+    queue_size: int  # local
+    active_jobs: int  # local
     jobs_total: dict[str, int]
     duration_count: int
     duration_sum: float
+    farm_queue_size: int | None = None  # None: not on a farm
+    farm_active_jobs: int = 0
     taken_at: float = field(default_factory=time.time)
 
+
+
+QUEUE_HELP = "Jobs waiting: queue=local in this computer's store (queued or retrying), queue=farm on the farm."
+ACTIVE_HELP = "Jobs running now: origin=local (the store's running jobs), origin=farm (farm renders on this node)."
 
 
 class _StoreGauges(Collector):
@@ -53,18 +62,22 @@ class _StoreGauges(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        queue_size, active = self._metrics.gauges
-        queue = GaugeMetricFamily(QUEUE_SIZE, "Jobs waiting in the queue (queued or retrying).")
-        queue.add_metric([], queue_size)
+        m = self._metrics
+        queue_size, active = m.gauges
+        queue = GaugeMetricFamily(QUEUE_SIZE, QUEUE_HELP, labels=[QUEUE_LABEL])
+        queue.add_metric(["local"], queue_size)
+        if m.farm_queue_size is not None:
+            queue.add_metric(["farm"], m.farm_queue_size)
         yield queue
-        running = GaugeMetricFamily(ACTIVE_JOBS, "Jobs running now.")
-        running.add_metric([], active)
+        running = GaugeMetricFamily(ACTIVE_JOBS, ACTIVE_HELP, labels=[ORIGIN_LABEL])
+        running.add_metric(["local"], active)
+        running.add_metric(["farm"], m.farm_active)
         yield running
 
     def describe(self) -> Iterator[Metric]:
         # Describing lets the registry check names at registration without calling collect().
-        yield GaugeMetricFamily(QUEUE_SIZE, "Jobs waiting in the queue (queued or retrying).")
-        yield GaugeMetricFamily(ACTIVE_JOBS, "Jobs running now.")
+        yield GaugeMetricFamily(QUEUE_SIZE, QUEUE_HELP, labels=[QUEUE_LABEL])
+        yield GaugeMetricFamily(ACTIVE_JOBS, ACTIVE_HELP, labels=[ORIGIN_LABEL])
 
 
 class _WithoutCreated:
@@ -86,9 +99,15 @@ class NodeMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, read_counts: Callable[[], Any]) -> None:
-        """`read_counts` is an async callable returning the store's counts by state (via the store thread)."""
+    def __init__(self, read_counts: Callable[[], Awaitable[dict[str, int]]], engine_status: Callable[[], EngineStatus],
+                 farm_status: Callable[[], FarmStatus | None]) -> None:
+        """`read_counts` is an async callable returning the store's counts by state (via the store thread); the
+        farm's numbers come from the engine (renders here) and the farm's last heartbeat snapshot (waiting)."""
         self._read_counts = read_counts
+        self._engine_status = engine_status
+        self._farm_status = farm_status
+        self.farm_queue_size: int | None = None
+        self.farm_active = 0
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs_total = Counter(
             JOBS_TOTAL, "Job attempts that ended on this node, by outcome.", ["outcome"],
@@ -113,6 +132,9 @@ class NodeMetrics:
     async def refresh(self) -> tuple[int, int]:
         counts = await self._read_counts()
         self.gauges = counts_to_gauges(counts)
+        self.farm_active = self._engine_status().farm
+        farm = self._farm_status()
+        self.farm_queue_size = farm_waiting(farm.counts) if farm is not None else None
         return self.gauges
 
     async def exposition(self) -> bytes:
@@ -140,4 +162,5 @@ class NodeMetrics:
                 elif sample.name.endswith("_sum"):
                     total_seconds = sample.value
         queue_size, active = self.gauges
-        return MetricsSnapshot(queue_size, active, totals, int(count), float(total_seconds))
+        return MetricsSnapshot(queue_size, active, totals, int(count), float(total_seconds),
+                               farm_queue_size=self.farm_queue_size, farm_active_jobs=self.farm_active)

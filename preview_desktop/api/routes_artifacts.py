@@ -8,6 +8,7 @@ conditional requests and sendfile, off the loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from ..core.job import Job, JobState
 from ..core.layout import ARTIFACT_NAMES, Layout, is_within
-from ..errors import InvalidInput, PreviewError
+from ..errors import InvalidInput, JobNotFound, PreviewError
 from .auth import SIGNED_URL_MAX_SECONDS, SIGNED_URL_SECONDS
 from .http import ARTIFACT_ROUTE, ApiAuth, json_response
 from .ports import Jobs
@@ -45,7 +46,26 @@ def existing_artifacts(layout: Layout, job: Job) -> list[tuple[str, Path, int]]:
     """(name, path, size) of the job's published files. Blocking file I/O: call off the loop."""
     if job.state is not JobState.SUCCEEDED:
         return []
-    folder = layout.preview_dir(job.project_id, job.id)
+    return files_in(layout.preview_dir(job.project_id, job.id))
+
+
+def farm_render_folder(layout: Layout, job_id: str) -> Path | None:
+    """The published folder of a farm job this node rendered (its render id is not in the local store).
+
+    Farm renders publish under DATA_DIR/previews/{projectId}/{renderId} like local jobs; the id is unguessable
+    and checked by JOB_ID_RE before we get here. Only a complete, succeeded render counts."""
+    for folder in layout.previews.glob(f"*/{job_id}"):
+        try:
+            document = json.loads((folder / "preview.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (folder.is_dir() and not folder.is_symlink() and is_within(folder, [layout.previews])
+                and isinstance(document, dict) and document.get("status") == "succeeded"):
+            return folder
+    return None
+
+
+def files_in(folder: Path) -> list[tuple[str, Path, int]]:
     found: list[tuple[str, Path, int]] = []
     for name in ARTIFACT_NAMES:
         path = folder / name
@@ -73,20 +93,28 @@ class ArtifactRoutes:
         app.router.add_get("/v1/jobs/{job_id}/artifacts", self.list, name="artifacts.list")
         app.router.add_get("/v1/jobs/{job_id}/artifacts/{name}", self.download, name=ARTIFACT_ROUTE)
 
-    async def _artifacts(self, job_id: str) -> tuple[Job, list[tuple[str, Path, int]]]:
-        job = await self.jobs.get(job_id)
-        files = await asyncio.get_running_loop().run_in_executor(None, existing_artifacts, self.layout, job)
-        return job, files
+    async def _artifacts(self, job_id: str) -> tuple[str, list[tuple[str, Path, int]]]:
+        """(state, files) of a local job, or of a farm job this node rendered (state "succeeded")."""
+        loop = asyncio.get_running_loop()
+        try:
+            job = await self.jobs.get(job_id)
+        except JobNotFound:
+            folder = await loop.run_in_executor(None, farm_render_folder, self.layout, job_id)
+            if folder is None:
+                raise
+            return JobState.SUCCEEDED.value, await loop.run_in_executor(None, files_in, folder)
+        return job.state.value, await loop.run_in_executor(None, existing_artifacts, self.layout, job)
 
     async def list(self, request: web.Request) -> web.Response:
         seconds = parse_expires(request.query.get("expires"))
-        job, files = await self._artifacts(job_id_from(request))
+        job_id = job_id_from(request)
+        state, files = await self._artifacts(job_id)
         origin = f"{request.scheme}://{request.host}"
         route = request.app.router[ARTIFACT_ROUTE]
         items = []
         for name, _path, size in files:
-            path = str(route.url_for(job_id=job.id, name=name))
-            signature = self.auth.signer.sign(job.id, name, seconds)
+            path = str(route.url_for(job_id=job_id, name=name))
+            signature = self.auth.signer.sign(job_id, name, seconds)
             items.append({
                 "name": name,
                 "size": size,
@@ -95,14 +123,14 @@ class ArtifactRoutes:
                 "signedUrl": origin + path + "?" + urlencode({"exp": signature.exp, "sig": signature.sig}),
                 "expiresAt": signature.exp,
             })
-        return json_response({"jobId": job.id, "state": job.state.value, "artifacts": items})
+        return json_response({"jobId": job_id, "state": state, "artifacts": items})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         job_id = job_id_from(request)
         if name not in ARTIFACT_NAMES:
             raise ArtifactNotFound(f"job {job_id} has no artifact {name!r}")
-        _job, files = await self._artifacts(job_id)
+        _state, files = await self._artifacts(job_id)
         for found, path, _size in files:
             if found == name:
                 return web.FileResponse(path, headers={

@@ -12,6 +12,7 @@ import re
 
 from aiohttp import web
 
+from ..core.submission import QueuedLocally
 from ..errors import FarmDisabled, FarmJobNotFound, IllegalTransition
 from .http import json_response
 from .ports import Jobs
@@ -61,8 +62,13 @@ class FarmRoutes:
         if self.jobs.farm_status() is None:
             raise FarmDisabled()
         submitted = await self.jobs.submit_to_farm(await read_body(request))
+        if isinstance(submitted, QueuedLocally):  # Redis unreachable: queued here instead, nothing lost
+            job = submitted.job
+            location = request.app.router["jobs.get"].url_for(job_id=job.id)
+            return json_response({**job.to_wire(), "queuedLocally": True, "reason": submitted.reason}, status=201,
+                                 headers={"Location": str(location)})
         location = request.app.router["farm.jobs.get"].url_for(farm_job_id=submitted.id)
-        return json_response({"id": submitted.id, "state": submitted.state}, status=201,
+        return json_response({"id": submitted.id, "state": submitted.state, "queuedLocally": False}, status=201,
                              headers={"Location": str(location)})
 
     async def get(self, request: web.Request) -> web.Response:

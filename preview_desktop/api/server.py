@@ -6,6 +6,7 @@ Built by Node's wiring, started by `await start()`: nothing listens at import. I
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -24,7 +25,7 @@ from .. import __version__
 from ..api_token import load_or_create_token, regenerate_token
 from ..core.layout import Layout
 from ..core.spec import MAX_SPEC_BYTES
-from ..errors import SettingsError
+from ..errors import FarmUnavailable, SettingsError
 from ..queue.local import pid_alive
 from ..settings import Settings
 from .auth import is_loopback
@@ -66,13 +67,14 @@ class ApiServer:
         self.engine = engine
         self.auth = ApiAuth(load_or_create_token(settings, layout))
         self.events = EventBroker()
-        self.metrics = NodeMetrics(jobs.counts)
+        self.metrics = NodeMetrics(jobs.counts, engine.status, jobs.farm_status)
         # Subscribed now, not at start: outcomes and state changes from the first moment are counted.
         self._unsubscribe = [engine.subscribe(self.events.observe), engine.subscribe(self.metrics.observe)]
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._wrote_api_json = False
         self._openapi: dict[str, Any] | None = None
+        self._farm_secret: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ public
     @property
@@ -96,7 +98,7 @@ class ApiServer:
         """A signed, expiring URL of one of a job's files on this API (None before the API listens)."""
         if self._url is None:
             return None
-        signature = self.auth.signer.sign(job_id, name)
+        signature = self.auth.url_signer().sign(job_id, name)
         query = urlencode({"exp": signature.exp, "sig": signature.sig})
         return f"{self._url}/v1/jobs/{job_id}/artifacts/{name}?{query}"
 
@@ -135,9 +137,25 @@ class ApiServer:
         bound_port = self._bound_port()
         self._url = f"http://{url_host(host)}:{bound_port}"
         self._write_api_json()
+        if self.jobs.farm_status() is not None:
+            self._farm_secret = asyncio.get_running_loop().create_task(self._learn_farm_secret())
         log.info("API listening on %s", self._url)
 
+    async def _learn_farm_secret(self) -> None:
+        """Fetch (or create) the farm's signing secret, retrying while Redis is away."""
+        delay = 0.5
+        while True:
+            try:
+                self.auth.set_farm_secret(await self.jobs.farm_signing_secret())
+                return
+            except FarmUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+
     async def stop(self) -> None:
+        if self._farm_secret is not None:
+            self._farm_secret.cancel()
+            self._farm_secret = None
         self.events.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -58,10 +58,11 @@ class JobOutcome:
 
 @dataclass(frozen=True)
 class EngineStatus:
-    running: int
+    running: int  # renders on this computer's slots, local and farm
     capacity: int
     paused: bool
     stopping: bool
+    farm: int = 0  # of `running`, the renders this node runs for the farm
 
 
 Event = Union[JobUpdated, JobRemoved, JobProgress, JobOutcome, EngineStatus]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .job import Job
+
 
 @dataclass(frozen=True)
 class PathSource:
@@ -25,6 +27,14 @@ class WireSource:
 
 
 SpecSource = PathSource | WireSource
+
+
+@dataclass(frozen=True)
+class QueuedLocally:
+    """A farm submission that went to the local queue instead, because the farm's Redis was unreachable."""
+
+    job: Job
+    reason: str  # one redacted line: why the farm could not take it
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,9 @@ class Engine:
 
     def status(self) -> EngineStatus:
         """`running` counts every render on this computer: local jobs and farm jobs share the slots."""
-        return EngineStatus(self.pool.active, self.pool.capacity, self._paused, self._stopping)
+        active = self.pool.active
+        return EngineStatus(active, self.pool.capacity, self._paused, self._stopping,
+                            farm=max(0, active - len(self.running)))
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -316,7 +318,7 @@ class Engine:
         handler = self.registry.get(job.kind)
         if handler is None:
             future: asyncio.Future[Outcome] = self.loop.create_future()
-            future.set_result(Outcome("failure", 0.0, error=f"unknown job kind {job.kind!r} (this node runs: "
+            future.set_result(Outcome("failure", 0.0, error=f"unknown job name {job.kind!r} (this node runs: "
                                       f"{', '.join(self.registry.kinds())})", retryable=False))
         else:
             future = self.pool.submit(partial(run_at_boundary, handler, job, intake, ctx))

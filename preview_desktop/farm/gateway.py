@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from ..core.farm_status import FarmStatus
+from ..core.metrics import farm_waiting
 from ..core.spec import JobSpec
 from ..errors import FarmUnavailable
+from ..logs import add_secret
 from .client import FarmClient
 from .connection import Link, describe_error, is_connection_error
+from .registry import read_counts
 
 log = logging.getLogger("preview_desktop.farm")
 T = TypeVar("T")
@@ -37,6 +41,7 @@ class FarmSeat(Protocol):
 class FarmGateway:
     def __init__(self, seat: FarmSeat) -> None:
         self._seat = seat
+        self._secret: str | None = None
 
     async def submit(self, spec: JobSpec) -> str:
         job_id = await self._redis("submit", self._seat.client.submit(spec))
@@ -59,6 +64,24 @@ class FarmGateway:
         log.info("farm job %s: cancel %s", job_id, result)
         return result
 
+    async def waiting(self) -> int:
+        """Jobs waiting on the farm now (waiting, prioritized and delayed for a retry): PREVIEW_QUEUE_MAX counts
+        them."""
+        return farm_waiting(await self._redis("read", read_counts(self._seat.client.redis, self._seat.client.keys)))
+
+    async def signing_secret(self) -> str:
+        """The farm's URL-signing secret: the first node to ask creates it (SET NX), every node reads the same."""
+        if self._secret is None:
+            client = self._seat.client
+            key = client.keys.signing_secret
+            await self._redis("read", client.redis.set(key, secrets.token_urlsafe(32), nx=True))
+            value = await self._redis("read", client.redis.get(key))
+            if not value:
+                raise FarmUnavailable("the farm's signing secret could not be read")
+            self._secret = str(value)
+            add_secret(self._secret)
+        return self._secret
+
     def status(self) -> FarmStatus:
         return self._seat.snapshot()
 
@@ -75,4 +98,23 @@ class FarmGateway:
         link = self._seat.link
         log.log(logging.WARNING if link.connected else logging.DEBUG, "farm %s: Redis %s unreachable (%s)",
                 what, link.url, reason)
-        raise FarmUnavailable(f"the farm's Redis {link.url} is unreachable ({reason}); try again later")
+        raise FarmUnavailable(f"the farm's Redis {link.url} is unreachable ({reason})")
+
+
+class ClientSeat:
+    """A seat for a process that only talks to the farm (the CLI's `submit --farm`): a client and a link."""
+
+    def __init__(self, url: str, queue: str) -> None:
+        self.client = FarmClient(url, queue)
+        self.link = Link(url)
+
+    def snapshot(self) -> FarmStatus:
+        return FarmStatus(url=self.link.url, queue=self.client.keys.queue, connected=self.link.connected,
+                          error=self.link.error)
+
+    def on_status(self, callback: Callable[[FarmStatus], None]) -> None:
+        """Nothing to report: the CLI lives for one call."""
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.client.redis.aclose()

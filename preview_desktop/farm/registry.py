@@ -7,6 +7,7 @@ which BullMQ keeps at `{prefix}:{queue}:{id}` and which are numbers unless a pro
   {prefix}:{queue}:pd:node:{nodeId}    JSON of NodeInfo, expires node_ttl after the last heartbeat
   {prefix}:{queue}:pd:cancel:{jobId}   a cancel request for a running job (expires after a day)
   {prefix}:{queue}:pd:sup:{key}        sorted set: jobs of one project + timeline (farm/supersede.py)
+  {prefix}:{queue}:pd:signing-secret   the farm-wide secret that signs artifact URLs (created once, SET NX)
 
 A node that dies stops refreshing its key, so it drops out of the snapshot within node_ttl even though nothing
 removes it; the sorted set only tells readers which keys to look at.
@@ -39,6 +40,10 @@ class FarmKeys:
 
     def node(self, node_id: str) -> str:
         return f"{self.base}:node:{node_id}"
+
+    @property
+    def signing_secret(self) -> str:
+        return f"{self.base}:signing-secret"
 
     def cancel(self, job_id: str) -> str:
         return f"{self.base}:cancel:{job_id}"

@@ -8,6 +8,7 @@ reached. Consumers depend on small Protocols of their own that this class satisf
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -17,11 +18,12 @@ from ..core.farm_status import FarmStatus
 from ..core.intake import prepare_spec, prepare_wire_spec
 from ..core.job import Job, JobState
 from ..core.spec import JobSpec
-from ..core.submission import FarmSubmission, PathSource, SpecSource
-from ..errors import FarmDisabled
+from ..core.submission import FarmSubmission, PathSource, QueuedLocally, SpecSource
+from ..errors import FarmDisabled, FarmUnavailable, QueueFull
 from ..queue.base import JobStore
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StoreCall(Protocol):
@@ -42,17 +44,20 @@ class FarmPort(Protocol):
     async def state(self, job_id: str) -> str | None: ...
     async def get(self, job_id: str) -> dict[str, Any] | None: ...
     async def cancel(self, job_id: str, reason: str) -> str: ...
+    async def waiting(self) -> int: ...
+    async def signing_secret(self) -> str: ...
     def status(self) -> FarmStatus: ...
     def on_status(self, callback: Callable[[FarmStatus], None]) -> None: ...
 
 
 class JobService:
     def __init__(self, store: JobStore, media_roots: Sequence[Path], run: StoreCall,
-                 farm: FarmPort | None = None) -> None:
+                 farm: FarmPort | None = None, queue_max: int = 1000) -> None:
         self._store = store
         self._roots = tuple(media_roots)
         self._run = run
         self._farm = farm
+        self._queue_max = queue_max
 
     # ------------------------------------------------------------------ intake (the only place)
     def intake(self, source: SpecSource) -> JobSpec:
@@ -69,11 +74,27 @@ class JobService:
 
         return await self._run(intake_and_submit)
 
-    async def submit_to_farm(self, source: SpecSource) -> FarmSubmission:
-        """Queue on the farm (any node may run it, this one included)."""
+    async def submit_to_farm(self, source: SpecSource, *, fallback: bool = True) -> FarmSubmission | QueuedLocally:
+        """Queue on the farm (any node may run it, this one included).
+
+        PREVIEW_QUEUE_MAX applies to the farm's waiting jobs too (QueueFull). With the farm's Redis unreachable
+        the job is queued locally instead (DEV_JOB_STORE's promise: nothing is lost) and the answer says so.
+        Bad input is refused before the farm is asked, so it never falls back. `fallback=False` (moving a job
+        that is queued here already) raises FarmUnavailable instead."""
         farm = self._farm_or_refuse()
         spec = await self._run(partial(self.intake, source))
-        job_id = await farm.submit(spec)
+        try:
+            waiting = await farm.waiting()
+            if waiting >= self._queue_max:
+                raise QueueFull(f"the farm queue is full ({waiting} waiting; PREVIEW_QUEUE_MAX is "
+                                f"{self._queue_max}); try again later")
+            job_id = await farm.submit(spec)
+        except FarmUnavailable as exc:
+            if not fallback:
+                raise
+            job = await self._run(partial(self._store.submit, spec))
+            log.info("%s: job %s queued locally instead", exc, job.id)
+            return QueuedLocally(job, str(exc))
         return FarmSubmission(job_id, await farm.state(job_id))
 
     # ------------------------------------------------------------------ local jobs
@@ -123,6 +144,10 @@ class JobService:
     async def cancel_farm_job(self, job_id: str, reason: str) -> str:
         """'removed' (it waited), 'requested' (it runs: its node stops it), 'finished' or 'not-found'."""
         return await self._farm_or_refuse().cancel(job_id, reason)
+
+    async def farm_signing_secret(self) -> str:
+        """The farm-wide secret that signs artifact URLs, so any node can check a link another node made."""
+        return await self._farm_or_refuse().signing_secret()
 
     def _farm_or_refuse(self) -> FarmPort:
         if self._farm is None:

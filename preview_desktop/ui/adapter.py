@@ -275,8 +275,8 @@ class EngineAdapter(QObject):
 
         async def send() -> None:
             moved: list[str] = []
-            for job in jobs:
-                await self.service.submit_to_farm(WireSource(job.spec))
+            for job in jobs:  # they are queued here already: with the farm away they simply stay (no fallback)
+                await self.service.submit_to_farm(WireSource(job.spec), fallback=False)
                 moved.append(job.id)
             if moved:
                 await self._each(moved, self.service.cancel, "move to the farm")

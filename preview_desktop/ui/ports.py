@@ -13,7 +13,7 @@ from typing import Protocol
 from ..core.events import EngineStatus, Subscriber
 from ..core.farm_status import FarmStatus
 from ..core.job import Job
-from ..core.submission import FarmSubmission, SpecSource
+from ..core.submission import FarmSubmission, QueuedLocally, SpecSource
 
 
 class EnginePort(Protocol):
@@ -30,7 +30,9 @@ class EnginePort(Protocol):
 
 class JobsPort(Protocol):
     async def submit(self, source: SpecSource) -> Job: ...
-    async def submit_to_farm(self, source: SpecSource) -> FarmSubmission: ...
+    async def submit_to_farm(
+        self, source: SpecSource, *, fallback: bool = True
+    ) -> FarmSubmission | QueuedLocally: ...
     async def cancel(self, job_id: str) -> Job: ...
     async def retry(self, job_id: str) -> Job: ...
     async def set_priority(self, job_id: str, priority: int) -> Job: ...

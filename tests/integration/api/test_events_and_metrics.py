@@ -101,8 +101,10 @@ def parse_metrics(text: str) -> dict[str, Any]:
             values["duration_count"] = sample.value
         if sample.name.endswith("_bucket"):
             values.setdefault("buckets", []).append(sample.labels["le"])
-    values["queue_size"] = families["preview_worker_queue_size"].samples[0].value
-    values["active_jobs"] = families["preview_worker_active_jobs"].samples[0].value
+    queue = {sample.labels["queue"]: sample.value for sample in families["preview_worker_queue_size"].samples}
+    active = {sample.labels["origin"]: sample.value for sample in families["preview_worker_active_jobs"].samples}
+    assert "farm" not in queue and active["farm"] == 0  # a node without a farm: no farm queue, no farm renders
+    values["queue_size"], values["active_jobs"] = queue["local"], active["local"]
     return values
 
 

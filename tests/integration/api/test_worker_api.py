@@ -41,7 +41,7 @@ def test_worker_serves_the_api_and_removes_api_json(data_dir: Path) -> None:
         status, body = fetch(info["url"] + "/v1/jobs", TOKEN)
         assert status == 200 and json.loads(body)["jobs"] == []
         status, body = fetch(info["url"] + "/metrics")
-        assert status == 200 and b"preview_worker_queue_size 0.0" in body
+        assert status == 200 and b'preview_worker_queue_size{queue="local"} 0.0' in body
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

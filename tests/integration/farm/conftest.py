@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -14,10 +15,15 @@ from typing import Any, TypeVar
 
 import pytest
 
+from preview_desktop.core.handler import HandlerRegistry
+from preview_desktop.node import Node
+from preview_desktop.settings import load_settings
+from tests.integration.api.harness import TOKEN, Api
 from tests.support.cli import wait_ready
+from tests.support.qtloop import run
 from tests.support.redis_server import RedisServer, redis_server, redis_server_with_password  # noqa: F401
 
-from .handlers import RUN_LOG_ENV
+from .handlers import RUN_LOG_ENV, register
 
 REPO = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -111,3 +117,36 @@ async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def make_api(qloop: asyncio.AbstractEventLoop, run_log: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Api]]:
+    """An in-process Node with the real API; on the farm when given a Redis URL. One render slot."""
+    monkeypatch.setenv(RUN_LOG_ENV, str(run_log))  # runs on the in-process node are logged too
+
+    def factory(redis_url: str | None) -> Api:
+        env = dict(os.environ)
+        env.pop("REDIS_URL", None)
+        if redis_url is not None:
+            env["REDIS_URL"] = redis_url
+        env["PREVIEW_API_TOKEN"] = TOKEN
+        settings = load_settings(env=env).with_overrides(max_concurrency=1, shutdown_grace=2.0)
+        registry = HandlerRegistry()
+        register(registry)
+        node = Node(settings, qloop, registry=registry)
+        assert (node.farm is not None) == (redis_url is not None)
+        api = Api(node, qloop, settings)
+        apis.append(api)
+        return api
+
+    apis: list[Api] = []
+    yield factory
+    for api in apis:
+        run(qloop, api.shutdown())
+    gc.collect()  # this test's Qt objects go now, on the Qt thread
+    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

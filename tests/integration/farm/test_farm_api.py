@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,54 +22,17 @@ import aiohttp
 import pytest
 
 from preview_desktop.core.events import EngineStatus, JobOutcome, JobProgress
-from preview_desktop.core.handler import HandlerRegistry
 from preview_desktop.core.job import JobState
-from preview_desktop.node import Node
-from preview_desktop.settings import load_settings
-from tests.integration.api.harness import TOKEN, Api
+from tests.integration.api.harness import Api
 from tests.support.fuzz import fuzz_api
-from tests.support.qtloop import run
 from tests.support.redis_server import RedisServer
 
 from .conftest import NodeProcess, runs, wait_for
-from .handlers import RUN_LOG_ENV, gap_spec, register
+from .handlers import gap_spec
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(180)]
 QUEUE = "previews"
 CANCEL_REASON = "cancelled: cancelled through the API"
-
-
-@pytest.fixture
-def make_api(qloop: asyncio.AbstractEventLoop, run_log: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Api]]:
-    """An in-process Node with the real API; on the farm when given a Redis URL. One render slot."""
-    monkeypatch.setenv(RUN_LOG_ENV, str(run_log))  # runs on the in-process node are logged too
-
-    def factory(redis_url: str | None) -> Api:
-        env = dict(os.environ)
-        env.pop("REDIS_URL", None)
-        if redis_url is not None:
-            env["REDIS_URL"] = redis_url
-        env["PREVIEW_API_TOKEN"] = TOKEN
-        settings = load_settings(env=env).with_overrides(max_concurrency=1, shutdown_grace=2.0)
-        registry = HandlerRegistry()
-        register(registry)
-        node = Node(settings, qloop, registry=registry)
-        assert (node.farm is not None) == (redis_url is not None)
-        api = Api(node, qloop, settings)
-        apis.append(api)
-        return api
-
-    apis: list[Api] = []
-    yield factory
-    for api in apis:
-        run(qloop, api.shutdown())
-    gc.collect()  # this test's Qt objects go now, on the Qt thread
-    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 async def call(http: aiohttp.ClientSession, method: str, path: str,
@@ -346,7 +309,10 @@ def test_redis_down_is_503_without_the_password(
 
     result = api.run(scenario())
     assert result["up"]["url"] == server.url.replace(password, "***")
-    for status, body, text, _ in result["down"]:
+    fallback_status, fallback, fallback_text, _ = result["down"][0]  # a submission is queued here instead
+    assert fallback_status == 201 and fallback["queuedLocally"] is True and fallback["projectId"] == "during"
+    assert "unreachable" in fallback["reason"] and password not in fallback_text
+    for status, body, text, _ in result["down"][1:]:
         assert status == 503, body
         assert body["error"]["code"] == "farm_unavailable"
         message = body["error"]["message"]

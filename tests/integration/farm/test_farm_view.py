@@ -1,24 +1,42 @@
-"""The Farm view shows what FarmStatus says, and never the Redis password."""
+"""The Farm view shows what FarmStatus says, and never the Redis password.
+
+The view talks to the window's adapter only; here a stand-in with the adapter's farm surface (its signal, the
+snapshot and the two actions) feeds it statuses. The real adapter and farm are exercised in test_farm_api.py."""
 
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
+
+from PySide6.QtCore import QObject, Signal
 
 from preview_desktop.core.farm_status import FarmJobInfo, FarmStatus, NodeInfo
 from preview_desktop.logs import redact
 
 
-class FakeFarm:
-    node_id = "box:1:abcd"
+class FarmAdapter(QObject):
+    """The EngineAdapter's farm surface: farmStatusChanged, farm_status(), cancel_farm_job(), send_to_farm()."""
 
-    def __init__(self, status: FarmStatus) -> None:
+    farmStatusChanged = Signal(object)
+
+    def __init__(self, status: FarmStatus | None) -> None:
+        super().__init__()
         self.status = status
-        self.callbacks: list[Any] = []
+        self.cancelled: list[str] = []
+        self.sent: list[list[str]] = []
 
-    def on_status(self, callback: Any) -> None:
-        self.callbacks.append(callback)
+    def farm_status(self) -> FarmStatus | None:
+        return self.status
+
+    def cancel_farm_job(self, job_id: str) -> None:
+        self.cancelled.append(job_id)
+
+    def send_to_farm(self, job_ids: list[str]) -> None:
+        self.sent.append(job_ids)
+
+    def push(self, status: FarmStatus) -> None:
+        self.status = status
+        self.farmStatusChanged.emit(status)
 
 
 def test_farm_view_shows_nodes_jobs_counts_and_link(qtbot: Any) -> None:
@@ -30,9 +48,9 @@ def test_farm_view_shows_nodes_jobs_counts_and_link(qtbot: Any) -> None:
     node = NodeInfo(nodeId="box:1:abcd", host="box", pid=1, version="0.1.0", capacity=2, running=[job],
                     heartbeat=time.time())
     status = FarmStatus(url=url, queue="previews", connected=True, nodes=[node],
-                        counts={"waiting": 3, "prioritized": 1, "active": 1, "failed": 2})
-    farm = FakeFarm(status)
-    view = FarmView(SimpleNamespace(node=SimpleNamespace(farm=farm)))
+                        counts={"waiting": 3, "prioritized": 1, "active": 1, "failed": 2}, nodeId="box:1:abcd")
+    farm = FarmAdapter(status)
+    view = FarmView(farm, lambda: [])
     qtbot.addWidget(view)
     assert "connected" in view.status_label.text() and "hunter2" not in view.status_label.text()
     assert "waiting 4" in view.counts_label.text() and "failed 2" in view.counts_label.text()
@@ -41,23 +59,22 @@ def test_farm_view_shows_nodes_jobs_counts_and_link(qtbot: Any) -> None:
     assert top.child(0).text(2).startswith("50%")
     top.child(0).setSelected(True)
     assert view.cancel_button.isEnabled()
+    view.cancel_button.click()
+    assert farm.cancelled == ["17"]
 
     down = FarmStatus(url=url, queue="previews", connected=False, error="ConnectionError: refused")
-    farm.status = down
-    for callback in farm.callbacks:
-        callback(down)
+    farm.push(down)
     assert "unreachable" in view.status_label.text()
     assert not view.cancel_button.isEnabled()
     assert not view.tree.isEnabled()  # the node list is the last known one: shown greyed out
-    for callback in farm.callbacks:
-        callback(status)
+    farm.push(status)
     assert view.tree.isEnabled()
 
 
 def test_farm_view_without_a_farm(qtbot: Any) -> None:
     from preview_desktop.ui.farm_view import FarmView
 
-    view = FarmView(SimpleNamespace(node=SimpleNamespace(farm=None)))
+    view = FarmView(FarmAdapter(None), lambda: [])
     qtbot.addWidget(view)
     assert "off" in view.status_label.text()
     assert not view.send_button.isEnabled()
@@ -73,17 +90,16 @@ def test_status_bar_button_shows_the_farm_at_a_glance_and_opens_the_view(qtbot: 
                     heartbeat=time.time())
     status = FarmStatus(url=url, queue="previews", connected=True, nodes=[node, node],
                         counts={"waiting": 3, "prioritized": 1, "active": 2, "delayed": 1})
-    farm = FakeFarm(status)
+    farm = FarmAdapter(status)
     toggle = QAction("Farm", checkable=True)
-    button = FarmStatusButton(SimpleNamespace(node=SimpleNamespace(farm=farm)), toggle)
+    button = FarmStatusButton(farm, toggle)
     qtbot.addWidget(button)
     assert button.text() == "Farm: 2 nodes · 2 rendering · 5 waiting"
     button.click()
     assert toggle.isChecked() and toggle.text() == "Farm"
 
     down = FarmStatus(url=url, queue="previews", connected=False, error="ConnectionError: refused")
-    for callback in farm.callbacks:
-        callback(down)
+    farm.push(down)
     assert button.text() == "Farm: offline, reconnecting"
     assert "refused" in button.toolTip() and "hunter2" not in button.toolTip()
     assert "#b3261e" in button.styleSheet()
@@ -97,7 +113,7 @@ def test_status_bar_button_is_hidden_without_a_farm(qtbot: Any) -> None:
 
     bar = QStatusBar()
     qtbot.addWidget(bar)
-    button = FarmStatusButton(SimpleNamespace(node=SimpleNamespace(farm=None)), QAction("Farm"))
+    button = FarmStatusButton(FarmAdapter(None), QAction("Farm"))
     bar.addPermanentWidget(button)  # as the window does; the status bar shows its widgets unless told not to
     bar.show()
     assert button.isHidden()
