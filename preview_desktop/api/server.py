@@ -199,7 +199,7 @@ class ApiServer:
 
 
 def _pid_alive(pid: int) -> bool:
-    from ..queue.local import pid_alive
+    from ..core.process import pid_alive
 
     return pid_alive(pid)
 

@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 from ..core.handler import HandlerRegistry, JobContext
 from ..core.job import Job, JobState, Progress
 from ..core.layout import Layout
+from ..core.process import make_worker_id
 from ..errors import IllegalTransition, JobNotFound
 from ..queue.base import Lease
-from ..queue.local import LocalStore, StoreWatcher, make_worker_id
+from ..queue.local import LocalStore, StoreWatcher
 from ..settings import Settings
 from .boundary import Outcome, run_at_boundary
 from .events import PROGRESS_EVENT_INTERVAL, EngineStatus, EventHub, JobOutcome, JobProgress, JobRemoved, JobUpdated

@@ -19,9 +19,7 @@ re-prioritised), is skipped when pulled.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -33,6 +31,7 @@ import diskcache
 
 from ..core.ids import supersede_group
 from ..core.job import FINISHED_STATES, Job, JobState, Progress, new_job_id
+from ..core.process import worker_is_dead_here
 from ..core.spec import JobSpec
 from ..errors import IllegalTransition, JobNotFound, QueueFull, StoreUnavailable
 from .base import Changes, HeartbeatReply, Lease
@@ -65,26 +64,6 @@ def supersede_key(job: Job) -> str | None:
     """The store key listing the jobs of the job's supersede group (core/ids.py); None for inline timelines."""
     group = supersede_group(job.project_id, job.spec.get("timeline"))
     return None if group is None else "sup:" + group
-
-
-def pid_alive(pid: int) -> bool:
-    """POSIX only; elsewhere we cannot ask cheaply and safely, so assume alive and wait for the deadline."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-HOSTNAME = socket.gethostname()
-
-
-def make_worker_id() -> str:
-    return f"{HOSTNAME}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 class LocalStore:
@@ -497,10 +476,7 @@ class LocalStore:
         with self._cache.transact():
             meta = self._meta()
             for job_id, (deadline, _token, worker) in list(meta["leases"].items()):
-                host, _, rest = worker.partition(":")
-                pid_text = rest.partition(":")[0]
-                dead = host == HOSTNAME and pid_text.isdigit() and not pid_alive(int(pid_text))
-                if deadline > now and not dead:
+                if deadline > now and not worker_is_dead_here(worker):
                     continue
                 del meta["leases"][job_id]
                 try:

@@ -115,7 +115,7 @@ def test_heartbeat_extends_the_lease_and_reports_cancel(store: LocalStore, clock
 
 
 def test_dead_local_worker_is_reaped_before_its_deadline(store: LocalStore) -> None:
-    from preview_desktop.queue.local import HOSTNAME
+    from preview_desktop.core.process import HOSTNAME
 
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=int)
