@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -34,7 +33,8 @@ from ..core.job import FINISHED_STATES, Job, JobState, Progress, new_job_id
 from ..core.process import worker_is_dead_here
 from ..core.spec import JobSpec
 from ..errors import IllegalTransition, JobNotFound, QueueFull, StoreUnavailable
-from .base import Changes, HeartbeatReply, Lease
+from .base import Changes, HeartbeatReply, JsonDict, Lease, StoreWatch
+from .watch import StoreWatcher
 
 LOG_KEEP = 4000
 META = "meta"
@@ -259,6 +259,12 @@ class LocalStore:
             ids = (self._cache.get(f"log:{r:012d}") for r in range(rev + 1, current + 1))
             return Changes(current, tuple(dict.fromkeys(i for i in ids if i)))
 
+    def watch(self, on_change: Callable[[], None]) -> StoreWatch:
+        """Sees commits by every process on this store (polls SQLite's data_version every 10 ms)."""
+        watcher = StoreWatcher(self.db_path, on_change)
+        watcher.start()
+        return watcher
+
     # ------------------------------------------------------------------ running
     def lease(self, worker: str, lease_seconds: float, kinds: Iterable[str] | None = None) -> Lease | None:
         """Take the next runnable job (highest priority, then oldest) for `lease_seconds`, or None."""
@@ -349,7 +355,7 @@ class LocalStore:
             self._cache.set(META, meta)
         return job
 
-    def complete(self, job_id: str, token: str, result: dict[str, Any]) -> Job:
+    def complete(self, job_id: str, token: str, result: JsonDict) -> Job:
         def update(job: Job, meta: dict[str, Any], now: float) -> None:
             job.transition(JobState.SUCCEEDED, now)
             job.result = result
@@ -518,51 +524,9 @@ class LocalStore:
                 self.remove(job_id)
         return len(old)
 
-    def lease_of(self, job_id: str) -> tuple[float, str, str] | None:
-        lease = self._meta()["leases"].get(job_id)
-        return (float(lease[0]), str(lease[1]), str(lease[2])) if lease else None
-
     def close(self) -> None:
         self._cache.close()
 
     @property
     def db_path(self) -> Path:
         return self.directory / diskcache.core.DBNAME
-
-
-class StoreWatcher:
-    """Calls `on_change` (from its own thread) when any process commits to the store.
-
-    SQLite's `PRAGMA data_version` changes when another connection commits; reading it costs no I/O beyond the
-    WAL index, so polling every 10 ms is nearly free and gives other processes' submits ~10 ms latency.
-    """
-
-    def __init__(self, store: LocalStore, on_change: Callable[[], None], interval: float = 0.01) -> None:
-        self._path = store.db_path
-        self._on_change = on_change
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=1)
-
-    def _run(self) -> None:
-        con = sqlite3.connect(str(self._path), timeout=5, isolation_level=None, check_same_thread=False)
-        try:
-            last = con.execute("PRAGMA data_version").fetchone()[0]
-            while not self._stop.wait(self._interval):
-                try:
-                    version = con.execute("PRAGMA data_version").fetchone()[0]
-                except sqlite3.Error:
-                    continue
-                if version != last:
-                    last = version
-                    self._on_change()
-        finally:
-            con.close()
