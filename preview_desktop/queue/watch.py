@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class StoreWatcher:
@@ -20,20 +23,22 @@ class StoreWatcher:
         self._on_change = on_change
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-watcher", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Reads the first version before returning: every commit after `start` is heard."""
+        con = sqlite3.connect(str(self._path), timeout=5, isolation_level=None, check_same_thread=False)
+        first = con.execute("PRAGMA data_version").fetchone()[0]
+        self._thread = threading.Thread(target=self._run, args=(con, first), name="store-watcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=1)
 
-    def _run(self) -> None:
-        con = sqlite3.connect(str(self._path), timeout=5, isolation_level=None, check_same_thread=False)
+    def _run(self, con: sqlite3.Connection, last: int) -> None:
         try:
-            last = con.execute("PRAGMA data_version").fetchone()[0]
             while not self._stop.wait(self._interval):
                 try:
                     version = con.execute("PRAGMA data_version").fetchone()[0]
@@ -41,6 +46,9 @@ class StoreWatcher:
                     continue
                 if version != last:
                     last = version
-                    self._on_change()
+                    try:
+                        self._on_change()
+                    except Exception:
+                        log.exception("a store watcher failed")
         finally:
             con.close()
