@@ -295,7 +295,8 @@ class LocalStore:
         now = self._clock()
         with self._cache.transact():
             meta = self._meta()
-            rules.check_token(meta["leases"].get(job_id), job_id, token)
+            held = meta["leases"].get(job_id)
+            rules.check_token(held[1] if held else None, job_id, token)
             job = self._load(job_id)
             previous = job.state
             del meta["leases"][job_id]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from ..core.ids import supersede_group
 from ..core.job import FINISHED_STATES, Job, JobState, Progress, new_job_id
@@ -122,9 +122,9 @@ def start_attempt(job: Job, worker: str, now: float) -> str:
     return secrets.token_hex(8)
 
 
-def check_token(lease: Sequence[object] | None, job_id: str, token: str) -> None:
-    """`lease` is the stored [deadline, token, worker] (or None): refuse a worker that no longer holds it."""
-    if lease is None or lease[1] != token:
+def check_token(held: str | None, job_id: str, token: str) -> None:
+    """`held` is the token of the job's lease in the store (None: no lease): refuse a worker that lost it."""
+    if held != token:
         raise IllegalTransition(f"job {job_id}: this worker no longer holds its lease", job_id=job_id)
 
 
