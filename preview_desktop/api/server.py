@@ -24,9 +24,9 @@ from aiohttp.web_response import StreamResponse
 from .. import __version__
 from ..api_token import load_or_create_token, regenerate_token
 from ..core.layout import Layout
+from ..core.process import pid_alive
 from ..core.spec import MAX_SPEC_BYTES
 from ..errors import FarmUnavailable, SettingsError
-from ..queue.local import pid_alive
 from ..settings import Settings
 from .auth import is_loopback
 from .http import ApiAuth, json_response, make_auth_middleware, make_error_middleware

@@ -31,9 +31,9 @@ from ..core.events import (
 from ..core.handler import HandlerRegistry, JobContext, ProgressFn, SpecIntake
 from ..core.job import Job, JobState, Progress
 from ..core.layout import Layout
+from ..core.process import make_worker_id
 from ..errors import IllegalTransition, JobNotFound
-from ..queue.base import Lease
-from ..queue.local import LocalStore, StoreWatcher, make_worker_id
+from ..queue.base import JobStore, Lease, StoreWatch
 from ..settings import Settings
 from .boundary import Outcome, run_at_boundary
 from .pool import RenderPool
@@ -58,7 +58,7 @@ class Engine:
     def __init__(
         self,
         settings: Settings,
-        store: LocalStore,
+        store: JobStore,
         registry: HandlerRegistry,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -74,7 +74,7 @@ class Engine:
         self.running: dict[str, RunningJob] = {}
         self.jobs: dict[str, Job] = {}  # mirror of the store, kept by the change log
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._watcher = StoreWatcher(store, self._on_store_commit)
+        self._watch: StoreWatch | None = None  # started by start(): store commits by anyone wake the sync
         self._wake = asyncio.Event()
         self._sync_pending = False
         self._rev = -1
@@ -131,7 +131,7 @@ class Engine:
             log.info("requeued %d job(s) left running by a stopped worker", len(reaped))
         await self._sync(full=True)
         await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging, set(self.running))
-        self._watcher.start()
+        self._watch = self.store.watch(self._on_store_commit)
         self._spawn(self._dispatch_loop())
         self._spawn(self._heartbeat_loop())
         self._spawn(self._housekeeping_loop())
@@ -186,7 +186,8 @@ class Engine:
             log.warning("job %s still running at exit: giving it back to the queue", job_id)
             with contextlib.suppress(IllegalTransition, JobNotFound):
                 await self.call(self.store.release, job_id, run.lease.token)
-        self._watcher.stop()
+        if self._watch is not None:
+            self._watch.stop()
         for task in list(self._tasks):
             task.cancel()
         self._stopped.set()

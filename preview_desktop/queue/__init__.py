@@ -1,1 +1,1 @@
-"""Job stores behind one small interface (base.JobStore). local.LocalStore is the diskcache store."""
+"""Job stores behind one interface (base.JobStore): local.LocalStore (diskcache), memory.MemoryStore (tests)."""

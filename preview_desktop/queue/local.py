@@ -3,7 +3,8 @@
 Why leases: a job popped by a process that is then killed would be lost. Instead a worker *leases* a job
 (token + deadline) and heartbeats while it runs; a reaper puts expired leases back in the queue, so delivery is
 at-least-once and a kill -9 loses nothing. Every operation is one `transact()` (BEGIN IMMEDIATE, a
-cross-process write lock), so no reader ever sees half an operation.
+cross-process write lock), so no reader ever sees half an operation. What each operation does to a job is in
+rules.py (shared with the in-memory store); this module is where things are kept.
 
 Keys:
   job:{id}         the job record (Job.to_record())
@@ -18,31 +19,24 @@ re-prioritised), is skipped when pulled.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import diskcache
 
-from ..core.ids import supersede_group
-from ..core.job import FINISHED_STATES, Job, JobState, Progress, new_job_id
+from ..core.job import Job, JobState, Progress
 from ..core.spec import JobSpec
-from ..errors import IllegalTransition, JobNotFound, QueueFull, StoreUnavailable
-from .base import Changes, HeartbeatReply, Lease
+from ..errors import JobNotFound, StoreUnavailable
+from . import rules
+from .base import Changes, HeartbeatReply, JsonDict, Lease, StoreWatch
+from .rules import LOG_KEEP, MAX_STALLS, RETRY_BASE_SECONDS
+from .watch import StoreWatcher
 
-LOG_KEEP = 4000
 META = "meta"
 JOB_PREFIX = "job:"
-RETRY_BASE_SECONDS = 2.0
-RETRY_MAX_SECONDS = 300.0
-MAX_STALLS = 5
 
 
 def _queue_prefix(priority: int) -> str:
@@ -52,39 +46,13 @@ def _queue_prefix(priority: int) -> str:
 def _new_meta() -> dict[str, Any]:
     return {
         "rev": 0,
-        "counts": {s.value: 0 for s in JobState},
+        "counts": rules.new_counts(),
         "leases": {},  # id -> [deadline, token, worker]
         "delayed": {},  # id -> due time (state retrying)
         "qlen": {},  # prefix -> entries (stale ones included)
         "paused": False,
         "seq": 0,
     }
-
-
-def supersede_key(job: Job) -> str | None:
-    """The store key listing the jobs of the job's supersede group (core/ids.py); None for inline timelines."""
-    group = supersede_group(job.project_id, job.spec.get("timeline"))
-    return None if group is None else "sup:" + group
-
-
-def pid_alive(pid: int) -> bool:
-    """POSIX only; elsewhere we cannot ask cheaply and safely, so assume alive and wait for the deadline."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-HOSTNAME = socket.gethostname()
-
-
-def make_worker_id() -> str:
-    return f"{HOSTNAME}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 class LocalStore:
@@ -131,11 +99,8 @@ class LocalStore:
         return Job.from_record(record)
 
     def _save(self, meta: dict[str, Any], job: Job, previous: JobState | None) -> None:
-        """Write a job and account for it in meta (counts, active set, change log)."""
-        counts = meta["counts"]
-        if previous is not None:
-            counts[previous.value] -= 1
-        counts[job.state.value] += 1
+        """Write a job and account for it in meta (counts, change log)."""
+        rules.recount(meta["counts"], previous, job.state)
         self._cache.set(JOB_PREFIX + job.id, job.to_record())
         self._log(meta, job.id)
 
@@ -153,10 +118,6 @@ class LocalStore:
         self._cache.push((job.id, job.queue_seq), prefix=prefix)
         meta["qlen"][prefix] = meta["qlen"].get(prefix, 0) + 1
 
-    def _waiting(self, meta: dict[str, Any]) -> int:
-        counts = meta["counts"]
-        return int(counts[JobState.QUEUED.value] + counts[JobState.RETRYING.value])
-
     def _promote_due(self, meta: dict[str, Any], now: float) -> None:
         """Retrying jobs whose backoff has passed go back into the queue."""
         due = [job_id for job_id, when in meta["delayed"].items() if when <= now]
@@ -171,11 +132,9 @@ class LocalStore:
                 self._enqueue(meta, job)
                 self._save(meta, job, JobState.RETRYING)
 
-    def _check_token(self, meta: dict[str, Any], job_id: str, token: str) -> Job:
-        lease = meta["leases"].get(job_id)
-        if lease is None or lease[1] != token:
-            raise IllegalTransition(f"job {job_id}: this worker no longer holds its lease", job_id=job_id)
-        return self._load(job_id)
+    def _state_of(self, job_id: str) -> JobState | None:
+        record = self._cache.get(JOB_PREFIX + job_id)
+        return None if record is None else JobState(record["state"])
 
     # ------------------------------------------------------------------ submitting and reading
     def submit(self, spec: JobSpec, *, kind: str = "render", origin: str = "local") -> Job:
@@ -185,68 +144,46 @@ class LocalStore:
         says `"supersede": false`.
         """
         now = self._clock()
-        job = Job(
-            id=new_job_id(now),
-            project_id=spec.projectId,
-            spec=spec.to_wire(),
-            kind=kind,
-            priority=spec.priority,
-            attempts_allowed=spec.attempts,
-            created_at=now,
-            updated_at=now,
-            origin=origin,
-        )
+        job = rules.new_job(spec, kind, origin, now)
+        group = rules.group_of(job)
         with self._cache.transact():
             meta = self._meta()
-            if self._waiting(meta) >= self.queue_max:
-                raise QueueFull(
-                    f"the queue is full ({self.queue_max} jobs waiting, PREVIEW_QUEUE_MAX); nothing was queued"
+            rules.check_room(meta["counts"], self.queue_max)
+            if group is not None:
+
+                def cancel(other_id: str) -> None:
+                    self._cancel_locked(meta, other_id, now, superseded_by=job.id)
+
+                key = "sup:" + group
+                members = rules.supersede(
+                    self._cache.get(key) or [], job.id, self._state_of, cancel if spec.supersede else None
                 )
-            self._supersede(meta, job, now, cancel_older=spec.supersede)
+                self._cache.set(key, members)
             self._enqueue(meta, job)
             self._save(meta, job, None)
             self._cache.set(META, meta)
         return job
 
-    def _supersede(self, meta: dict[str, Any], job: Job, now: float, cancel_older: bool) -> None:
-        key = supersede_key(job)
-        if key is None:
-            return
-        keep: list[str] = []
-        for other_id in self._cache.get(key) or []:
-            record = self._cache.get(JOB_PREFIX + other_id)
-            if record is None or JobState(record["state"]).finished:
-                continue
-            if cancel_older:
-                self._cancel_locked(meta, other_id, now, superseded_by=job.id)
-            else:
-                keep.append(other_id)
-        self._cache.set(key, [*keep, job.id])
-
     def get(self, job_id: str) -> Job:
         return self._load(job_id)
 
-    def list_jobs(
-        self, states: Iterable[JobState] | None = None, project_id: str | None = None, limit: int | None = None
-    ) -> list[Job]:
-        """Jobs, oldest first, optionally filtered. O(number of jobs): fine for tens of thousands."""
-        wanted = {JobState(s) for s in states} if states else None
-        jobs: list[Job] = []
-        for key in self._cache.iterkeys():
+    def _records(self) -> Iterator[JsonDict]:
+        for key in self._cache.iterkeys():  # sorted: job: keys come together
             if not isinstance(key, str) or not key.startswith(JOB_PREFIX):
                 if isinstance(key, str) and key > JOB_PREFIX:
                     break
                 continue
             record = self._cache.get(key)
-            if record is None:
-                continue
-            if wanted is not None and record["state"] not in {s.value for s in wanted}:
-                continue
-            if project_id is not None and record["project_id"] != project_id:
-                continue
-            jobs.append(Job.from_record(record))
-        jobs.sort(key=lambda j: (j.created_at, j.id))
-        return jobs[-limit:] if limit else jobs
+            if record is not None:
+                yield record
+
+    def list_jobs(
+        self, states: Iterable[JobState] | None = None, project_id: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs, oldest first, optionally filtered. O(number of jobs): fine for tens of thousands."""
+        wanted = rules.state_values(states)
+        jobs = [Job.from_record(r) for r in self._records() if rules.matches(r, wanted, project_id)]
+        return rules.oldest_first(jobs, limit)
 
     def counts(self) -> dict[str, int]:
         return dict(self._meta()["counts"])
@@ -273,12 +210,13 @@ class LocalStore:
         """Which jobs changed after revision `rev` (ids in order, once each); None when too far behind."""
         with self._cache.transact():
             current = int(self._meta()["rev"])
-            if rev >= current:
-                return Changes(current, ())
-            if current - rev > LOG_KEEP - 1 or rev < 0:
-                return Changes(current, None)
-            ids = (self._cache.get(f"log:{r:012d}") for r in range(rev + 1, current + 1))
-            return Changes(current, tuple(dict.fromkeys(i for i in ids if i)))
+            return rules.changes(rev, current, lambda r: self._cache.get(f"log:{r:012d}"))
+
+    def watch(self, on_change: Callable[[], None]) -> StoreWatch:
+        """Sees commits by every process on this store (polls SQLite's data_version every 10 ms)."""
+        watcher = StoreWatcher(self.db_path, on_change)
+        watcher.start()
+        return watcher
 
     # ------------------------------------------------------------------ running
     def lease(self, worker: str, lease_seconds: float, kinds: Iterable[str] | None = None) -> Lease | None:
@@ -303,18 +241,13 @@ class LocalStore:
                     meta["qlen"][prefix] -= 1
                     job_id, seq = entry
                     record = self._cache.get(JOB_PREFIX + job_id)
-                    if record is None or record["state"] != JobState.QUEUED.value or record["queue_seq"] != seq:
+                    if not rules.is_current(record, seq):
                         continue  # stale entry: cancelled, re-prioritised or removed
                     job = Job.from_record(record)
                     if allowed is not None and job.kind not in allowed:
                         skipped.append((prefix, entry))
                         continue
-                    job.transition(JobState.RUNNING, now)
-                    job.attempts_made += 1
-                    job.worker = worker
-                    job.error = None
-                    job.traceback = None
-                    token = secrets.token_hex(8)
+                    token = rules.start_attempt(job, worker, now)
                     deadline = now + lease_seconds
                     meta["leases"][job.id] = [deadline, token, worker]
                     self._save(meta, job, JobState.QUEUED)
@@ -362,7 +295,9 @@ class LocalStore:
         now = self._clock()
         with self._cache.transact():
             meta = self._meta()
-            job = self._check_token(meta, job_id, token)
+            held = meta["leases"].get(job_id)
+            rules.check_token(held[1] if held else None, job_id, token)
+            job = self._load(job_id)
             previous = job.state
             del meta["leases"][job_id]
             update(job, meta, now)
@@ -370,47 +305,28 @@ class LocalStore:
             self._cache.set(META, meta)
         return job
 
-    def complete(self, job_id: str, token: str, result: dict[str, Any]) -> Job:
-        def update(job: Job, meta: dict[str, Any], now: float) -> None:
-            job.transition(JobState.SUCCEEDED, now)
-            job.result = result
-            job.progress = Progress(1.0, job.progress.frames, job.progress.frames, job.progress.fps)
-
-        return self._finish(job_id, token, update)
+    def complete(self, job_id: str, token: str, result: JsonDict) -> Job:
+        return self._finish(job_id, token, lambda job, meta, now: rules.succeed(job, result, now))
 
     def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool) -> Job:
         """Record a failed attempt: retry after an exponential backoff while attempts remain, else failed."""
 
         def update(job: Job, meta: dict[str, Any], now: float) -> None:
-            job.error = error
-            job.traceback = tb
-            if retryable and job.attempts_made < job.attempts_allowed and not job.cancel_requested:
-                delay = min(RETRY_MAX_SECONDS, self.retry_base * 2 ** (job.attempts_made - 1))
-                job.transition(JobState.RETRYING, now)
-                job.not_before = now + delay
-                meta["delayed"][job.id] = job.not_before
-            else:
-                job.transition(JobState.CANCELLED if job.cancel_requested else JobState.FAILED, now)
+            due = rules.fail(job, error, tb, retryable, now, self.retry_base)
+            if due is not None:
+                meta["delayed"][job.id] = due
 
         return self._finish(job_id, token, update)
 
     def acknowledge_cancel(self, job_id: str, token: str) -> Job:
-        def update(job: Job, meta: dict[str, Any], now: float) -> None:
-            job.transition(JobState.CANCELLED, now)
-
-        return self._finish(job_id, token, update)
+        return self._finish(job_id, token, lambda job, meta, now: rules.acknowledge_cancel(job, now))
 
     def release(self, job_id: str, token: str) -> Job:
         """Give a running job back (shutdown): queued again, the attempt not counted."""
 
         def update(job: Job, meta: dict[str, Any], now: float) -> None:
-            if job.cancel_requested:
-                job.transition(JobState.CANCELLED, now)
-                return
-            job.transition(JobState.QUEUED, now)
-            job.attempts_made = max(0, job.attempts_made - 1)
-            job.worker = None
-            self._enqueue(meta, job)
+            if rules.release(job, now):
+                self._enqueue(meta, job)
 
         return self._finish(job_id, token, update)
 
@@ -418,17 +334,9 @@ class LocalStore:
     def _cancel_locked(self, meta: dict[str, Any], job_id: str, now: float, superseded_by: str | None) -> Job:
         job = self._load(job_id)
         previous = job.state
-        if previous is JobState.RUNNING:
-            if not job.cancel_requested or superseded_by:
-                job.cancel_requested = True
-                job.superseded_by = superseded_by or job.superseded_by
-                job.updated_at = now
-                self._save(meta, job, previous)
-            return job
-        job.transition(JobState.CANCELLED, now)
-        job.superseded_by = superseded_by
-        meta["delayed"].pop(job_id, None)
-        self._save(meta, job, previous)
+        if rules.cancel(job, now, superseded_by):
+            meta["delayed"].pop(job_id, None)
+            self._save(meta, job, previous)
         return job
 
     def cancel(self, job_id: str, superseded_by: str | None = None) -> Job:
@@ -446,31 +354,21 @@ class LocalStore:
         with self._cache.transact():
             meta = self._meta()
             job = self._load(job_id)
-            if job.state in (JobState.FAILED, JobState.CANCELLED) and self._waiting(meta) >= self.queue_max:
-                raise QueueFull(f"the queue is full ({self.queue_max} jobs waiting); {job_id} was not retried")
+            if job.state in (JobState.FAILED, JobState.CANCELLED):
+                rules.check_room(meta["counts"], self.queue_max, job_id)
             previous = job.state
-            job.transition(JobState.QUEUED, now)
-            job.attempts_made = 0
-            job.stalls = 0
-            job.superseded_by = None
-            job.progress = Progress()
-            job.finished_at = None
+            rules.retry(job, now)
             self._enqueue(meta, job)
             self._save(meta, job, previous)
             self._cache.set(META, meta)
         return job
 
     def set_priority(self, job_id: str, priority: int) -> Job:
-        priority = max(0, min(10, priority))
         now = self._clock()
         with self._cache.transact():
             meta = self._meta()
             job = self._load(job_id)
-            if job.state.finished:
-                raise IllegalTransition(f"cannot change the priority of job {job_id}: it is {job.state.value}")
-            job.priority = priority
-            job.spec = {**job.spec, "priority": priority}
-            job.updated_at = now
+            rules.set_priority(job, priority, now)
             if job.state is JobState.QUEUED:
                 self._enqueue(meta, job)  # the old entry becomes stale
             self._save(meta, job, job.state)
@@ -482,10 +380,9 @@ class LocalStore:
         with self._cache.transact():
             meta = self._meta()
             job = self._load(job_id)
-            if not job.state.finished:
-                raise IllegalTransition(f"cannot remove job {job_id}: it is {job.state.value}")
+            rules.check_removable(job)
             self._cache.delete(JOB_PREFIX + job_id)
-            meta["counts"][job.state.value] -= 1
+            rules.recount(meta["counts"], job.state, None)
             self._log(meta, job_id)
             self._cache.set(META, meta)
 
@@ -497,10 +394,7 @@ class LocalStore:
         with self._cache.transact():
             meta = self._meta()
             for job_id, (deadline, _token, worker) in list(meta["leases"].items()):
-                host, _, rest = worker.partition(":")
-                pid_text = rest.partition(":")[0]
-                dead = host == HOSTNAME and pid_text.isdigit() and not pid_alive(int(pid_text))
-                if deadline > now and not dead:
+                if not rules.lease_expired(deadline, worker, now):
                     continue
                 del meta["leases"][job_id]
                 try:
@@ -508,17 +402,7 @@ class LocalStore:
                 except JobNotFound:
                     continue
                 previous = job.state
-                job.stalls += 1
-                job.worker = None
-                if job.cancel_requested:
-                    job.transition(JobState.CANCELLED, now)
-                elif job.stalls > self.max_stalls:
-                    job.transition(JobState.FAILED, now)
-                    job.error = f"its worker stopped responding {job.stalls} times; giving up"
-                else:
-                    job.transition(JobState.QUEUED, now)
-                    job.attempts_made = max(0, job.attempts_made - 1)
-                    job.progress = Progress()
+                if rules.stalled(job, now, self.max_stalls):
                     self._enqueue(meta, job)
                 self._save(meta, job, previous)
                 reaped.append(job_id)
@@ -531,20 +415,7 @@ class LocalStore:
 
     def purge_finished(self, older_than_seconds: float) -> int:
         """Delete finished job records older than the retention period (their previews stay on disk)."""
-        cutoff = self._clock() - older_than_seconds
-        old = [
-            j.id
-            for j in self.list_jobs(states=FINISHED_STATES)
-            if j.finished_at is not None and j.finished_at < cutoff
-        ]
-        for job_id in old:
-            with contextlib.suppress(JobNotFound, IllegalTransition):
-                self.remove(job_id)
-        return len(old)
-
-    def lease_of(self, job_id: str) -> tuple[float, str, str] | None:
-        lease = self._meta()["leases"].get(job_id)
-        return (float(lease[0]), str(lease[1]), str(lease[2])) if lease else None
+        return rules.purge_finished(self, self._clock() - older_than_seconds)
 
     def close(self) -> None:
         self._cache.close()
@@ -552,41 +423,3 @@ class LocalStore:
     @property
     def db_path(self) -> Path:
         return self.directory / diskcache.core.DBNAME
-
-
-class StoreWatcher:
-    """Calls `on_change` (from its own thread) when any process commits to the store.
-
-    SQLite's `PRAGMA data_version` changes when another connection commits; reading it costs no I/O beyond the
-    WAL index, so polling every 10 ms is nearly free and gives other processes' submits ~10 ms latency.
-    """
-
-    def __init__(self, store: LocalStore, on_change: Callable[[], None], interval: float = 0.01) -> None:
-        self._path = store.db_path
-        self._on_change = on_change
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="store-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=1)
-
-    def _run(self) -> None:
-        con = sqlite3.connect(str(self._path), timeout=5, isolation_level=None, check_same_thread=False)
-        try:
-            last = con.execute("PRAGMA data_version").fetchone()[0]
-            while not self._stop.wait(self._interval):
-                try:
-                    version = con.execute("PRAGMA data_version").fetchone()[0]
-                except sqlite3.Error:
-                    continue
-                if version != last:
-                    last = version
-                    self._on_change()
-        finally:
-            con.close()

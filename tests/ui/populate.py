@@ -13,8 +13,9 @@ import numpy as np
 
 from preview_desktop.core.job import Progress
 from preview_desktop.core.layout import Layout
+from preview_desktop.core.process import HOSTNAME
 from preview_desktop.core.spec import parse_spec
-from preview_desktop.queue.local import HOSTNAME, LocalStore
+from preview_desktop.queue.local import LocalStore
 
 FAKE_WORKER = f"{HOSTNAME}:1:beef"  # pid 1 is always alive, so the window's reaper leaves these leases alone
 FARM_WORKER = "render-02:4242:a1b2"

@@ -1,15 +1,25 @@
-"""LocalStore semantics: leases, priorities, queue limit, retries, cancel, supersede, change log."""
+"""The job store contract: leases, priorities, queue limit, retries, cancel, supersede, change log, watch.
+
+Every test runs against both stores (LocalStore on diskcache, MemoryStore in memory) unless it says why it is
+LocalStore's alone: the two must not drift apart.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from preview_desktop.core.job import JobState, Progress
 from preview_desktop.errors import IllegalTransition, JobNotFound, QueueFull
+from preview_desktop.queue.base import JobStore
 from preview_desktop.queue.local import LocalStore
+from preview_desktop.queue.memory import MemoryStore
 from tests.support.jobs import make_spec
 
 
@@ -26,14 +36,31 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["local", "memory"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Callable[..., JobStore]]:
+    """Makes stores of the kind under test (the test clock unless told otherwise); closes them afterwards."""
+    made: list[JobStore] = []
+
+    def make(**options: Any) -> JobStore:
+        options.setdefault("clock", clock)
+        if request.param == "local":
+            new: JobStore = LocalStore(tmp_path / f"queue{len(made)}", **options)
+        else:
+            new = MemoryStore(**options)
+        made.append(new)
+        return new
+
+    yield make
+    for s in made:
+        s.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> LocalStore:
-    s = LocalStore(tmp_path / "queue", queue_max=50, clock=clock)
-    yield s
-    s.close()
+def store(make_store: Callable[..., JobStore]) -> JobStore:
+    return make_store(queue_max=50)
 
 
-def test_submit_then_lease_runs_the_job(store: LocalStore) -> None:
+def test_submit_then_lease_runs_the_job(store: JobStore) -> None:
     job = store.submit(make_spec())
     assert store.get(job.id).state is JobState.QUEUED
     lease = store.lease("w1", 30)
@@ -46,7 +73,7 @@ def test_submit_then_lease_runs_the_job(store: LocalStore) -> None:
     assert store.counts()["succeeded"] == 1 and store.counts()["queued"] == 0
 
 
-def test_priority_higher_first_then_fifo(store: LocalStore, clock: Clock) -> None:
+def test_priority_higher_first_then_fifo(store: JobStore, clock: Clock) -> None:
     ids = []
     for priority in (5, 9, 5, 0, 9):
         clock.now += 1
@@ -57,7 +84,7 @@ def test_priority_higher_first_then_fifo(store: LocalStore, clock: Clock) -> Non
     assert order == [ids[1], ids[4], ids[0], ids[2], ids[3]]
 
 
-def test_set_priority_moves_a_queued_job(store: LocalStore) -> None:
+def test_set_priority_moves_a_queued_job(store: JobStore) -> None:
     a = store.submit(make_spec(timeline="/a.otio"))
     b = store.submit(make_spec(timeline="/b.otio"))
     store.set_priority(b.id, 10)
@@ -68,8 +95,8 @@ def test_set_priority_moves_a_queued_job(store: LocalStore) -> None:
     assert store.lease("w", 30) is None  # the stale entry of b is skipped, not run twice
 
 
-def test_queue_full_stores_nothing(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "q", queue_max=2)
+def test_queue_full_stores_nothing(make_store: Callable[..., JobStore]) -> None:
+    store = make_store(queue_max=2, clock=time.time)
     store.submit(make_spec(timeline="/1.otio"))
     store.submit(make_spec(timeline="/2.otio"))
     before = store.list_jobs()
@@ -81,7 +108,7 @@ def test_queue_full_stores_nothing(tmp_path: Path) -> None:
     store.submit(make_spec(timeline="/3.otio"))
 
 
-def test_expired_lease_is_requeued_by_the_reaper(store: LocalStore, clock: Clock) -> None:
+def test_expired_lease_is_requeued_by_the_reaper(store: JobStore, clock: Clock) -> None:
     job = store.submit(make_spec())
     lease = store.lease("otherhost:1:ab", 10)
     assert lease is not None
@@ -97,7 +124,7 @@ def test_expired_lease_is_requeued_by_the_reaper(store: LocalStore, clock: Clock
     assert lease2 is not None and lease2.job.id == job.id
 
 
-def test_heartbeat_extends_the_lease_and_reports_cancel(store: LocalStore, clock: Clock) -> None:
+def test_heartbeat_extends_the_lease_and_reports_cancel(store: JobStore, clock: Clock) -> None:
     job = store.submit(make_spec())
     lease = store.lease("otherhost:1:ab", 10)
     assert lease is not None
@@ -114,8 +141,8 @@ def test_heartbeat_extends_the_lease_and_reports_cancel(store: LocalStore, clock
     assert store.acknowledge_cancel(job.id, lease.token).state is JobState.CANCELLED
 
 
-def test_dead_local_worker_is_reaped_before_its_deadline(store: LocalStore) -> None:
-    from preview_desktop.queue.local import HOSTNAME
+def test_dead_local_worker_is_reaped_before_its_deadline(store: JobStore) -> None:
+    from preview_desktop.core.process import HOSTNAME
 
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=int)
@@ -126,7 +153,7 @@ def test_dead_local_worker_is_reaped_before_its_deadline(store: LocalStore) -> N
     assert store.reap() == [job.id]
 
 
-def test_failures_retry_with_backoff_then_fail(store: LocalStore, clock: Clock) -> None:
+def test_failures_retry_with_backoff_then_fail(store: JobStore, clock: Clock) -> None:
     job = store.submit(make_spec(attempts=3))
     delays = []
     for attempt in range(1, 4):
@@ -143,14 +170,14 @@ def test_failures_retry_with_backoff_then_fail(store: LocalStore, clock: Clock) 
     assert failed.state is JobState.FAILED and failed.error == "boom 3" and failed.traceback == "tb"
 
 
-def test_unretryable_failure_fails_at_once(store: LocalStore) -> None:
+def test_unretryable_failure_fails_at_once(store: JobStore) -> None:
     job = store.submit(make_spec(attempts=5))
     lease = store.lease("w", 30)
     assert lease is not None
     assert store.fail(job.id, lease.token, "bad media", None, retryable=False).state is JobState.FAILED
 
 
-def test_cancel_and_retry_transitions(store: LocalStore) -> None:
+def test_cancel_and_retry_transitions(store: JobStore) -> None:
     job = store.submit(make_spec())
     assert store.cancel(job.id).state is JobState.CANCELLED
     assert store.lease("w", 30) is None  # cancelled jobs are not run
@@ -169,7 +196,7 @@ def test_cancel_and_retry_transitions(store: LocalStore) -> None:
         store.cancel("20260101-000000-00000000")
 
 
-def test_release_gives_the_job_back_without_using_an_attempt(store: LocalStore) -> None:
+def test_release_gives_the_job_back_without_using_an_attempt(store: JobStore) -> None:
     job = store.submit(make_spec())
     lease = store.lease("w", 30)
     assert lease is not None
@@ -178,7 +205,7 @@ def test_release_gives_the_job_back_without_using_an_attempt(store: LocalStore) 
     assert store.lease("w", 30) is not None
 
 
-def test_new_job_supersedes_older_ones_of_the_same_timeline(store: LocalStore) -> None:
+def test_new_job_supersedes_older_ones_of_the_same_timeline(store: JobStore) -> None:
     old_queued = store.submit(make_spec(timeline="/cut.otio"))
     other = store.submit(make_spec(timeline="/other.otio"))
     new = store.submit(make_spec(timeline="/cut.otio"))
@@ -189,7 +216,7 @@ def test_new_job_supersedes_older_ones_of_the_same_timeline(store: LocalStore) -
     assert store.get(new.id).state is JobState.QUEUED and store.get(keep.id).state is JobState.QUEUED
 
 
-def test_supersede_asks_a_running_job_to_stop(store: LocalStore) -> None:
+def test_supersede_asks_a_running_job_to_stop(store: JobStore) -> None:
     running = store.submit(make_spec(timeline="/cut.otio"))
     lease = store.lease("w", 30)
     assert lease is not None
@@ -198,7 +225,7 @@ def test_supersede_asks_a_running_job_to_stop(store: LocalStore) -> None:
     assert job.state is JobState.RUNNING and job.cancel_requested and job.superseded_by == newer.id
 
 
-def test_change_log_names_changed_jobs(store: LocalStore) -> None:
+def test_change_log_names_changed_jobs(store: JobStore) -> None:
     rev = store.current_rev()
     a = store.submit(make_spec(timeline="/a.otio"))
     b = store.submit(make_spec(timeline="/b.otio"))
@@ -209,7 +236,7 @@ def test_change_log_names_changed_jobs(store: LocalStore) -> None:
     assert store.changes_since(-5).job_ids is None  # too far behind: reload
 
 
-def test_remove_and_purge_finished(store: LocalStore, clock: Clock) -> None:
+def test_remove_and_purge_finished(store: JobStore, clock: Clock) -> None:
     a = store.submit(make_spec(timeline="/a.otio"))
     b = store.submit(make_spec(timeline="/b.otio"))
     with pytest.raises(IllegalTransition):
@@ -225,7 +252,7 @@ def test_remove_and_purge_finished(store: LocalStore, clock: Clock) -> None:
     assert store.counts()["cancelled"] == 0
 
 
-def test_paused_store_leases_nothing(store: LocalStore) -> None:
+def test_paused_store_leases_nothing(store: JobStore) -> None:
     store.submit(make_spec())
     store.set_paused(True)
     assert store.lease("w", 30) is None
@@ -233,7 +260,7 @@ def test_paused_store_leases_nothing(store: LocalStore) -> None:
     assert store.lease("w", 30) is not None
 
 
-def test_list_filters(store: LocalStore) -> None:
+def test_list_filters(store: JobStore) -> None:
     a = store.submit(make_spec(project="one", timeline="/a.otio"))
     store.submit(make_spec(project="two", timeline="/b.otio"))
     store.cancel(a.id)
@@ -241,7 +268,7 @@ def test_list_filters(store: LocalStore) -> None:
     assert [j.project_id for j in store.list_jobs(project_id="two")] == ["two"]
 
 
-def test_kinds_a_worker_cannot_run_stay_queued(store: LocalStore) -> None:
+def test_kinds_a_worker_cannot_run_stay_queued(store: JobStore) -> None:
     other = store.submit(make_spec(timeline="/a.otio"), kind="other")
     mine = store.submit(make_spec(timeline="/b.otio"), kind="render")
     lease = store.lease("w", 30, kinds=["render"])
@@ -259,6 +286,7 @@ def _lease_all(directory: str, out: multiprocessing.Queue[list[str]]) -> None:
     out.put(got)
 
 
+# LocalStore only: sharing one store between processes is what diskcache is for (MemoryStore is one process's).
 def test_two_processes_lease_concurrently_without_duplicates_or_loss(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "q", queue_max=10_000)
     ids = {store.submit(make_spec(timeline=f"/{i}.otio")).id for i in range(400)}
@@ -275,3 +303,225 @@ def test_two_processes_lease_concurrently_without_duplicates_or_loss(tmp_path: P
     assert set(leased) == ids
     assert all(len(r) > 0 for r in results), "both processes should have taken work"
     assert store.counts()["succeeded"] == 400
+
+
+def test_a_job_read_is_a_copy(store: JobStore) -> None:
+    job = store.submit(make_spec())
+    read = store.get(job.id)
+    read.spec["timeline"] = "/elsewhere.otio"
+    read.state = JobState.FAILED
+    job.spec["timeline"] = "/other.otio"  # what submit returned is a copy too
+    again = store.get(job.id)
+    assert again.state is JobState.QUEUED and again.spec["timeline"] == "/media/cut.otio"
+
+
+def test_heartbeat_of_a_reaped_lease_reports_it_lost(store: JobStore, clock: Clock) -> None:
+    job = store.submit(make_spec())
+    lease = store.lease("otherhost:1:ab", 10)
+    assert lease is not None
+    clock.now += 11
+    assert store.reap() == [job.id]
+    reply = store.heartbeat({job.id: lease.token}, 10, {job.id: Progress(0.5, 5, 10, 2.0)})
+    assert reply.lost == {job.id} and reply.cancel_requested == frozenset()
+    assert store.get(job.id).progress.frame == 0
+
+
+def test_too_many_stalls_fail_the_job(make_store: Callable[..., JobStore], clock: Clock) -> None:
+    store = make_store(max_stalls=1)
+    job = store.submit(make_spec())
+    for _ in range(2):
+        assert store.lease("otherhost:1:ab", 10) is not None
+        clock.now += 11
+        assert store.reap() == [job.id]
+    failed = store.get(job.id)
+    assert failed.state is JobState.FAILED and failed.stalls == 2
+    assert failed.error == "its worker stopped responding 2 times; giving up"
+    assert store.counts()["failed"] == 1 and store.counts()["running"] == 0 and store.counts()["queued"] == 0
+    assert store.lease("w", 10) is None
+
+
+def test_reaping_a_job_asked_to_cancel_cancels_it(store: JobStore, clock: Clock) -> None:
+    job = store.submit(make_spec())
+    assert store.lease("otherhost:1:ab", 10) is not None
+    store.cancel(job.id)
+    clock.now += 11
+    assert store.reap() == [job.id]
+    assert store.get(job.id).state is JobState.CANCELLED
+    assert store.lease("w", 10) is None
+
+
+def test_release_or_fail_of_a_job_asked_to_cancel_cancels_it(store: JobStore) -> None:
+    a = store.submit(make_spec(timeline="/a.otio"))
+    b = store.submit(make_spec(timeline="/b.otio", attempts=3))
+    lease_a, lease_b = store.lease("w", 30), store.lease("w", 30)
+    assert lease_a is not None and lease_b is not None and lease_a.job.id == a.id
+    store.cancel(a.id)
+    store.cancel(b.id)
+    assert store.release(a.id, lease_a.token).state is JobState.CANCELLED
+    assert store.fail(b.id, lease_b.token, "boom", None, retryable=True).state is JobState.CANCELLED
+    assert store.next_due() is None and store.lease("w", 30) is None
+    assert store.counts()["cancelled"] == 2 and store.counts()["running"] == 0
+
+
+def test_retry_base_and_the_reaper_promotes_due_retries(make_store: Callable[..., JobStore], clock: Clock) -> None:
+    store = make_store(retry_base=0.5)
+    job = store.submit(make_spec(attempts=2))
+    lease = store.lease("w", 30)
+    assert lease is not None
+    retrying = store.fail(job.id, lease.token, "boom", None, retryable=True)
+    assert retrying.state is JobState.RETRYING and retrying.not_before == clock.now + 0.5
+    assert store.next_due() == clock.now + 0.5
+    assert store.lease("w", 30) is None  # not before its backoff
+    assert store.counts()["retrying"] == 1
+    clock.now += 0.5
+    assert store.reap() == []  # no lease expired, but the due retry is queued again
+    assert store.get(job.id).state is JobState.QUEUED and store.next_due() is None
+    again = store.lease("w", 30)
+    assert again is not None and again.job.attempts_made == 2
+
+
+def test_priority_is_clamped_and_fixed_once_finished(store: JobStore) -> None:
+    job = store.submit(make_spec())
+    assert store.set_priority(job.id, 42).priority == 10
+    assert store.get(job.id).spec["priority"] == 10
+    assert store.set_priority(job.id, -3).priority == 0
+    store.cancel(job.id)
+    with pytest.raises(IllegalTransition, match="priority"):
+        store.set_priority(job.id, 1)
+
+
+def test_retry_is_refused_when_the_queue_is_full(make_store: Callable[..., JobStore]) -> None:
+    store = make_store(queue_max=1)
+    a = store.submit(make_spec(timeline="/a.otio"))
+    store.cancel(a.id)
+    store.submit(make_spec(timeline="/b.otio"))
+    rev = store.current_rev()
+    with pytest.raises(QueueFull, match="was not retried"):
+        store.retry(a.id)
+    assert store.get(a.id).state is JobState.CANCELLED and store.current_rev() == rev
+
+
+def test_illegal_operations_change_nothing(store: JobStore) -> None:
+    job = store.submit(make_spec())
+    lease = store.lease("w", 30)
+    assert lease is not None
+    store.complete(job.id, lease.token, {"ok": True})
+    rev, counts = store.current_rev(), store.counts()
+    with pytest.raises(IllegalTransition):
+        store.complete(job.id, lease.token, {})  # the lease ended with the first complete
+    with pytest.raises(IllegalTransition):
+        store.cancel(job.id)
+    with pytest.raises(JobNotFound):
+        store.remove("20260101-000000-00000000")
+    assert store.current_rev() == rev and store.counts() == counts
+
+
+def test_pause_is_in_the_change_log(store: JobStore) -> None:
+    rev = store.current_rev()
+    store.set_paused(True)
+    assert store.is_paused()
+    changes = store.changes_since(rev)
+    assert changes.rev > rev and changes.job_ids == ()
+    store.set_paused(False)
+    assert not store.is_paused()
+
+
+def test_threads_lease_concurrently_without_duplicates_or_loss(make_store: Callable[..., JobStore]) -> None:
+    store = make_store(queue_max=1000, clock=time.time)
+    ids = {store.submit(make_spec(timeline=f"/{i}.otio")).id for i in range(200)}
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def work(out: list[str]) -> None:
+        while (lease := store.lease("w", 30)) is not None:
+            store.complete(lease.job.id, lease.token, {})
+            out.append(lease.job.id)
+
+    threads = [threading.Thread(target=work, args=(out,)) for out in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    leased = [job_id for out in taken for job_id in out]
+    assert len(leased) == len(set(leased)) == 200
+    assert set(leased) == ids
+    assert store.counts()["succeeded"] == 200
+
+
+def test_watch_hears_a_change_from_another_thread_until_stopped(store: JobStore) -> None:
+    heard = threading.Event()
+    revs: list[int] = []
+
+    def on_change() -> None:
+        revs.append(store.current_rev())  # the store can be read from the callback
+        heard.set()
+
+    watch = store.watch(on_change)
+    try:
+        submitter = threading.Thread(target=store.submit, args=(make_spec(),))
+        submitter.start()
+        submitter.join(timeout=30)
+        assert heard.wait(5), "the watcher did not hear the submit"
+        assert revs[-1] >= 1
+    finally:
+        watch.stop()
+    heard.clear()
+    store.submit(make_spec(timeline="/later.otio"))
+    time.sleep(0.1)
+    assert not heard.is_set(), "a stopped watcher was called"
+    watch.stop()  # idempotent
+
+
+def test_a_failing_watcher_breaks_neither_the_store_nor_itself(store: JobStore) -> None:
+    calls: list[int] = []
+
+    def on_change() -> None:
+        calls.append(1)
+        raise RuntimeError("watcher bug")
+
+    watch = store.watch(on_change)
+    try:
+        store.submit(make_spec(timeline="/a.otio"))
+        deadline = time.monotonic() + 5
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        store.submit(make_spec(timeline="/b.otio"))
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(calls) >= 2
+    finally:
+        watch.stop()
+    assert store.counts()["queued"] == 2
+
+
+def _submit_one(directory: str) -> None:
+    LocalStore(Path(directory)).submit(make_spec(timeline="/from-another-process.otio"))
+
+
+# LocalStore only: another process's commit reaches a watcher through SQLite (a MemoryStore is one process's).
+def test_local_watch_hears_a_submit_from_another_process(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "q")
+    heard = threading.Event()
+    watch = store.watch(heard.set)
+    try:
+        proc = multiprocessing.get_context("spawn").Process(target=_submit_one, args=(str(tmp_path / "q"),))
+        proc.start()
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+        assert heard.wait(5), "the watcher did not hear the other process's submit"
+        assert [j.spec["timeline"] for j in store.list_jobs()] == ["/from-another-process.otio"]
+    finally:
+        watch.stop()
+        store.close()
+
+
+def test_cancelling_a_retrying_job_drops_its_backoff(store: JobStore, clock: Clock) -> None:
+    job = store.submit(make_spec(attempts=3))
+    lease = store.lease("w", 30)
+    assert lease is not None
+    store.fail(job.id, lease.token, "boom", None, retryable=True)
+    assert store.next_due() is not None
+    assert store.cancel(job.id).state is JobState.CANCELLED
+    assert store.next_due() is None
+    clock.now += 3600
+    assert store.reap() == [] and store.lease("w", 30) is None
+    assert store.get(job.id).state is JobState.CANCELLED
