@@ -16,7 +16,9 @@ from preview_desktop.core.job import Job, JobState
 from preview_desktop.core.spec import JobSpec
 from preview_desktop.engine.engine import Engine
 from preview_desktop.errors import InvalidInput
+from preview_desktop.queue.base import JobStore
 from preview_desktop.queue.local import LocalStore
+from preview_desktop.queue.memory import MemoryStore
 from preview_desktop.settings import Settings, load_settings
 from tests.support.jobs import make_spec
 from tests.support.qtloop import run
@@ -72,13 +74,26 @@ def tracker() -> Tracker:
     return Tracker()
 
 
+@pytest.fixture(params=["local", "memory"])
+def engine(request: pytest.FixtureRequest, qloop: asyncio.AbstractEventLoop, settings: Settings,
+           tracker: Tracker) -> Iterator[Engine]:
+    """The engine depends on the JobStore interface only: tests run over both stores (those about other
+    processes use `local_engine`: another process cannot reach an in-memory store)."""
+    yield from _engine(request.param, qloop, settings, tracker)
+
+
 @pytest.fixture
-def engine(qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker) -> Iterator[Engine]:
+def local_engine(qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker) -> Iterator[Engine]:
+    yield from _engine("local", qloop, settings, tracker)
+
+
+def _engine(kind: str, qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker) -> Iterator[Engine]:
     registry = HandlerRegistry()
     registry.register("sleep", sleep_handler(tracker))
     registry.register("fail", failing_handler)
     registry.register("invalid", invalid_handler)
-    store = LocalStore(settings.queue_dir, queue_max=100, retry_base=0.1)
+    store: JobStore = (LocalStore(settings.queue_dir, queue_max=100, retry_base=0.1)
+                       if kind == "local" else MemoryStore(queue_max=100, retry_base=0.1))
     eng = Engine(settings, store, registry, qloop)
     run(qloop, eng.start())
     yield eng
@@ -140,8 +155,9 @@ def test_never_more_than_max_concurrency_and_live_change(
 
 
 def test_cancel_from_another_process_stops_the_handler_quickly(
-    engine: Engine, qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker
+    local_engine: Engine, qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker
 ) -> None:
+    engine = local_engine
     other = LocalStore(settings.queue_dir)  # another connection, as `preview-desktop cancel` would open
 
     async def scenario() -> tuple[Job, float]:
@@ -159,8 +175,9 @@ def test_cancel_from_another_process_stops_the_handler_quickly(
 
 
 def test_submit_from_another_process_starts_promptly(
-    engine: Engine, qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker
+    local_engine: Engine, qloop: asyncio.AbstractEventLoop, settings: Settings, tracker: Tracker
 ) -> None:
+    engine = local_engine
     other = LocalStore(settings.queue_dir)
 
     async def scenario() -> float:

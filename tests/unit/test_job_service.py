@@ -12,19 +12,22 @@ import pytest
 from preview_desktop.core.job import JobState
 from preview_desktop.core.submission import PathSource, WireSource
 from preview_desktop.errors import FarmDisabled, InvalidSpec, QueueFull, UnsafePath
+from preview_desktop.queue.base import JobStore
 from preview_desktop.queue.local import LocalStore
+from preview_desktop.queue.memory import MemoryStore
 from preview_desktop.service.jobs import JobService, inline
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[LocalStore]:
-    s = LocalStore(tmp_path / "queue", queue_max=2)
+@pytest.fixture(params=["memory", "local"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    """The service is the same over either store (the in-memory one is what fast tests use)."""
+    s: JobStore = MemoryStore(queue_max=2) if request.param == "memory" else LocalStore(tmp_path / "q", queue_max=2)
     yield s
     s.close()
 
 
 @pytest.fixture
-def service(store: LocalStore, tmp_path: Path) -> JobService:
+def service(store: JobStore, tmp_path: Path) -> JobService:
     return JobService(store, [tmp_path], inline)
 
 
