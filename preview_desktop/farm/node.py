@@ -40,7 +40,7 @@ from ..settings import Settings
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
 from .registry import FarmKeys, publish, read_counts, read_nodes, unpublish
-from .supersede import supersede, supersede_key
+from .supersede import supersede, supersede_group_of
 
 log = logging.getLogger("preview_desktop.farm")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -356,7 +356,7 @@ class FarmNode:
         log.info("farm: job %s (%s) started here, attempt %d", job.id, local.project_id, local.attempts_made,
                  extra={"job_id": local.id})
         self._spawn_job(self._worker.processJob(job, token))
-        if supersede_key(raw) is not None:
+        if supersede_group_of(raw) is not None:
             self._spawn_job(self._settle_supersede(job))
         self._notify_soon()
 
