@@ -29,7 +29,7 @@ TARGET_JOBS_PER_S = 1000.0
 TARGET_PICKUP_S = 0.100
 
 
-def noop(job: Any, ctx: Any) -> dict[str, Any]:
+def noop(job: Any, spec: Any, ctx: Any) -> dict[str, Any]:
     return {"projectId": job.project_id}
 
 
