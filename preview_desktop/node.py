@@ -16,7 +16,7 @@ from .core.layout import Layout
 from .engine.engine import Engine
 from .engine.gc_guard import MainThreadGC
 from .farm.gateway import FarmGateway
-from .farm.node import FarmNode
+from .farm.member import FarmMember
 from .queue.base import JobStore
 from .queue.local import LocalStore
 from .render.renderer import RenderHandler
@@ -72,9 +72,9 @@ class Node:
         self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop)
         self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
-        self.farm: FarmNode | None = None
+        self.farm: FarmMember | None = None
         if with_farm and settings.redis_url:
-            self.farm = FarmNode(settings, self.engine, self.layout)
+            self.farm = FarmMember(settings, self.engine, self.layout)
             self.components.append(self.farm)
         self.jobs = JobService(self.store, settings.effective_media_roots, self.engine.call,
                                farm=FarmGateway(self.farm) if self.farm is not None else None,

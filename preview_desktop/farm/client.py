@@ -59,13 +59,13 @@ class FarmClient:
         """
         job = await self.queue.add(name, spec.to_wire(), {**job_options(spec, self.config), **(opts or {})})
         try:
-            outcome = await supersede(self, str(job.id), job.timestamp, spec.to_wire())
+            superseded = await supersede(self, str(job.id), job.timestamp, spec.to_wire())
         except Exception as exc:  # the job is queued; its node settles supersede at pickup
             log.warning("farm: job %s queued, superseding older ones deferred to pickup (%s)", job.id,
                         describe_error(exc))
         else:
-            if outcome.cancelled:
-                log.info("farm: job %s supersedes %s", job.id, ", ".join(outcome.cancelled))
+            if superseded.cancelled:
+                log.info("farm: job %s supersedes %s", job.id, ", ".join(superseded.cancelled))
         return str(job.id)
 
     async def cancel(self, job_id: str, reason: str = "cancelled by user") -> str:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ..logs import add_secret, redact
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("preview_desktop.farm")
 
@@ -70,7 +73,7 @@ def register_url_secret(url: str) -> None:
         add_secret(unquote(password))
 
 
-def make_client(url: str, config: FarmConfig, name: str | None = None) -> Any:
+def make_client(url: str, config: FarmConfig, name: str | None = None) -> Redis:
     """A redis.asyncio client that fails fast: the farm's own loops do the retrying, with backoff."""
     import redis.asyncio as aredis
     from redis.asyncio.retry import Retry
@@ -106,6 +109,7 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def backoff_delays(config: FarmConfig) -> Iterator[float]:
+    """Retry delays after Redis trouble: backoff_min_s doubling up to backoff_max_s (a fresh one after success)."""
     delay = config.backoff_min_s
     while True:
         yield delay
@@ -122,9 +126,9 @@ class Link:
         self.since = time.time()
         self.ever_connected = False
         self._up = asyncio.Event()
-        self._listeners: list[Any] = []
+        self._listeners: list[Callable[[], None]] = []
 
-    def on_change(self, callback: Any) -> None:
+    def on_change(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)
 
     def up(self) -> None:

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from ..core.farm_status import FarmStatus, NodeInfo
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 COUNT_TYPES = ("waiting", "prioritized", "active", "delayed", "paused", "completed", "failed")
 CANCEL_TTL_S = 24 * 3600
@@ -52,7 +55,7 @@ class FarmKeys:
         return f"{self.base}:sup:{key}"
 
 
-async def publish(client: Any, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> None:
+async def publish(client: Redis, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> None:
     info.heartbeat = time.time()
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.node(info.nodeId), info.to_json(), px=int(ttl_s * 1000))
@@ -60,18 +63,19 @@ async def publish(client: Any, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> 
         await pipe.execute()
 
 
-async def unpublish(client: Any, keys: FarmKeys, node_id: str) -> None:
+async def unpublish(client: Redis, keys: FarmKeys, node_id: str) -> None:
     async with client.pipeline(transaction=True) as pipe:
         pipe.delete(keys.node(node_id))
         pipe.zrem(keys.nodes, node_id)
         await pipe.execute()
 
 
-async def read_nodes(client: Any, keys: FarmKeys) -> list[NodeInfo]:
-    ids = await client.zrange(keys.nodes, 0, -1)
+async def read_nodes(client: Redis, keys: FarmKeys) -> list[NodeInfo]:
+    # the farm's clients decode replies (connection.make_client): strings, which redis-py's types cannot tell
+    ids = cast("list[str]", await client.zrange(keys.nodes, 0, -1))
     if not ids:
         return []
-    values = await client.mget([keys.node(i) for i in ids])
+    values = cast("list[str | None]", await client.mget([keys.node(i) for i in ids]))
     nodes: list[NodeInfo] = []
     gone: list[str] = []
     for node_id, value in zip(ids, values, strict=True):
@@ -87,7 +91,7 @@ async def read_nodes(client: Any, keys: FarmKeys) -> list[NodeInfo]:
     return sorted(nodes, key=lambda n: (n.host, n.nodeId))
 
 
-async def read_counts(client: Any, keys: FarmKeys) -> dict[str, int]:
+async def read_counts(client: Redis, keys: FarmKeys) -> dict[str, int]:
     """Queue counts read directly (the same keys BullMQ's getJobCounts reads)."""
     base = f"{keys.prefix}:{keys.queue}"
     async with client.pipeline(transaction=False) as pipe:
@@ -102,7 +106,7 @@ async def read_counts(client: Any, keys: FarmKeys) -> dict[str, int]:
     return dict(zip(COUNT_TYPES, (int(v or 0) for v in values), strict=True))
 
 
-async def snapshot(client: Any, keys: FarmKeys, url: str) -> FarmStatus:
+async def snapshot(client: Redis, keys: FarmKeys, url: str) -> FarmStatus:
     nodes = await read_nodes(client, keys)
     counts = await read_counts(client, keys)
     return FarmStatus(url=url, queue=keys.queue, connected=True, nodes=nodes, counts=counts)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.ids import supersede_group
 
@@ -28,14 +28,14 @@ INDEX_TTL_S = 7 * 24 * 3600
 FINISHED = ("completed", "failed", "unknown")
 
 
-def supersede_key(data: Any) -> str | None:
+def supersede_group_of(data: object) -> str | None:
     """The job's supersede group (core/ids.py, the same rule as the local store), from its BullMQ data."""
     if not isinstance(data, Mapping):
         return None
     return supersede_group(data.get("projectId"), data.get("timeline"))
 
 
-def wants_supersede(data: Any) -> bool:
+def wants_supersede(data: object) -> bool:
     return not (isinstance(data, Mapping) and data.get("supersede") is False)
 
 
@@ -45,17 +45,17 @@ def _order(job_id: str, added_ms: float) -> tuple[float, int, str]:
 
 
 @dataclass
-class Outcome:
+class SupersedeResult:
     cancelled: list[str] = field(default_factory=list)  # older jobs removed or told to stop
     superseded_by: str | None = None  # a newer live job that supersedes this one
 
 
-async def supersede(client: FarmClient, job_id: str, added_ms: float, data: Any) -> Outcome:
+async def supersede(client: FarmClient, job_id: str, added_ms: float, data: object) -> SupersedeResult:
     """Register `job_id` under its project + timeline and settle the older and newer jobs of that pair."""
-    outcome = Outcome()
-    key = supersede_key(data)
+    result = SupersedeResult()
+    key = supersede_group_of(data)
     if key is None:
-        return outcome
+        return result
     index = client.keys.supersede(key)
     async with client.redis.pipeline(transaction=True) as pipe:
         pipe.zadd(index, {job_id: added_ms}, nx=True)
@@ -68,10 +68,10 @@ async def supersede(client: FarmClient, job_id: str, added_ms: float, data: Any)
             continue
         if _order(other, score) < mine:
             if wants_supersede(data):
-                result = await client.cancel(other, f"superseded by job {job_id}")
+                answer = await client.cancel(other, f"superseded by job {job_id}")
                 await client.redis.zrem(index, other)
-                if result in ("removed", "requested"):
-                    outcome.cancelled.append(other)
+                if answer in ("removed", "requested"):
+                    result.cancelled.append(other)
             elif await client.queue.getJobState(other) in FINISHED:
                 await client.redis.zrem(index, other)
             continue
@@ -79,6 +79,6 @@ async def supersede(client: FarmClient, job_id: str, added_ms: float, data: Any)
             await client.redis.zrem(index, other)
             continue
         newer = await client.queue.getJob(other)
-        if newer is not None and wants_supersede(newer.data) and outcome.superseded_by is None:
-            outcome.superseded_by = other
-    return outcome
+        if newer is not None and wants_supersede(newer.data) and result.superseded_by is None:
+            result.superseded_by = other
+    return result

@@ -3,7 +3,7 @@ latency of an idle farm.
 
     .venv/bin/python -m tests.bench.bench_farm [--jobs 5000] [--concurrency 4] [--idle-samples 20]
 
-One in-process node (qasync loop, the real FarmNode, the engine's render pool) on a private redis-server.
+One in-process node (qasync loop, the real FarmMember, the engine's render pool) on a private redis-server.
 Jobs are added with addBulk before the node starts, so the number is the node's consuming rate: fetch, validate
 the spec, run the handler on a pool thread, complete in Redis. Pickup latency = processedOn - timestamp of the
 job (both stamped by Redis), after the node has been idle past a whole drainDelay.

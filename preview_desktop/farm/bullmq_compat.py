@@ -1,0 +1,201 @@
+"""Where the farm reaches past bullmq's public API: all of it is here, each item with why. Nothing else in farm/
+touches a bullmq attribute that is not public.
+
+Checked with bullmq 3.4.4 (pinned in pyproject.toml). bullmq for Python is alpha and reshapes its insides between
+releases: when the pin moves, re-read each item below against the new worker.py, job.py, lock_manager.py and
+backends/redis_backend.py, then run tests/integration/farm and the farm benchmark.
+
+Why reach in at all (docs/farm.md, "Slots shared with local work"): `Worker.run()` keeps `concurrency` fetches in
+flight whatever else the node does, so it would lock farm jobs this node cannot start while local renders hold
+the slots. The farm drives fetching itself (farm/fetching.py) and leaves the rest to the Worker — locks and their
+renewal, the stalled-job check, completing, failing, retries and backoff — starting those parts by hand, as
+`run()` would have.
+
+The rest of farm/ sees a bullmq job only as `BullJob` and the worker only as `FarmWorker`; `Any` stays in here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .connection import FarmConfig
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+class BullJob(Protocol):
+    """The public attributes of a `bullmq.Job` the farm reads."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def data(self) -> object: ...  # JSON from whichever producer added the job
+    @property
+    def opts(self) -> dict[str, Any]: ...  # JSON: the producer's options (attempts, backoff, priority, ...)
+    @property
+    def attemptsMade(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...  # unix ms when it was added
+    def updateProgress(self, progress: dict[str, float]) -> Awaitable[object]: ...
+
+
+Processor = Callable[[BullJob, str], Awaitable[dict[str, Any]]]
+ErrorHandler = Callable[..., None]  # bullmq emits ("error", err) and sometimes ("error", err, job)
+
+
+class NextJobs(Protocol):
+    """The fetching side of a completion that also takes this node's next job (farm/fetching.py)."""
+
+    def claim_next(self) -> bool:
+        """Before a completion: True if it should take the next job; that holds a claim on a free slot."""
+        ...
+
+    def release_claim(self) -> None: ...
+
+    async def take_next(self, finished: str, token: str,
+                        following: Callable[[], Awaitable[BullJob | None]]) -> None:
+        """After the completion: `following()` gives the job it took (or None); start it or give it back."""
+        ...
+
+
+def default_retry(job: BullJob, attempts: int, backoff_ms: int) -> None:
+    """Give a job whose producer set no `attempts` this many, with exponential backoff from `backoff_ms`.
+
+    Why it works: bullmq decides retry-or-fail in `Job.moveToFailed`, from `job.opts` as they are then — after our
+    processor has raised — so options set on the job in the processor apply to this failure. Checked with bullmq
+    3.4.4.
+    """
+    if job.opts.get("attempts"):
+        return
+    job.opts["attempts"] = attempts
+    if not job.opts.get("backoff"):
+        job.opts["backoff"] = {"type": "exponential", "delay": backoff_ms}
+
+
+async def move_back(job: BullJob, token: str) -> None:
+    """Return a job this node holds (locked by `token`) to the queue at once, without using one of its attempts.
+
+    `Job.moveToDelayed(now)`: bullmq passes skipAttempt, and a delay of 0 makes the job wait again at once. Called
+    by a processor, it must raise `DelayedError` afterwards (Job.moveToDelayed's contract); for a fetched job that
+    never reached `processJob` nothing else is needed. Checked with bullmq 3.4.4.
+    """
+    bull: Any = job  # moveToDelayed is public, but only valid in the cases above: kept out of BullJob
+    await bull.moveToDelayed(int(time.time() * 1000), token)
+
+
+class FarmWorker:
+    """A bullmq Worker whose fetching the farm drives. Built unopened; `open` makes the Worker (needs a loop)."""
+
+    def __init__(self, queue: str, prefix: str, name: str, config: FarmConfig) -> None:
+        self._queue = queue
+        self._prefix = prefix
+        self._name = name
+        self._config = config
+        self._worker: Any = None  # bullmq.Worker
+        self._tokens = itertools.count(1)
+        self._complete: Any = None  # bullmq's own backend.moveToCompleted
+        self._next_jobs: NextJobs | None = None
+
+    def open(self, connection: Redis, processor: Processor, on_error: ErrorHandler, next_jobs: NextJobs) -> None:
+        from bullmq import Worker
+        from bullmq.timer import Timer
+
+        opts: dict[str, Any] = {
+            **self._config.worker_opts(),
+            "connection": connection,
+            "prefix": self._prefix,
+            "autorun": False,  # public option: no run() loop, we fetch (module docstring)
+            "name": self._name,
+        }
+        worker = Worker(self._queue, processor, opts)
+        worker.on("error", on_error)
+        # Completion that also takes the next job. `processJob` completes through `backend.moveToCompleted` with
+        # fetch_next=False always (3.4.4), so every job costs a completion and a separate fetch. Node's BullMQ
+        # worker asks the same Redis script (moveToFinished) for the next job: one round trip per job instead of
+        # two. We replace that one method on this worker's backend; see `_move_to_completed`.
+        self._complete = worker.backend.moveToCompleted
+        worker.backend.moveToCompleted = self._move_to_completed
+        self._next_jobs = next_jobs
+        # Lock renewal: `run()` starts the LockManager's renewal loop; without run() nobody does, and every lock
+        # would lapse after lockDuration. `start()` is idempotent.
+        worker.lockManager.start()
+        # Stalled-job check (requeues the jobs of dead nodes): `run()` creates this timer itself, with these very
+        # arguments; `close()` does not stop it, so `close` below does (as run()'s `finally` would).
+        worker.stalledCheckTimer = Timer(self._config.stalled_interval_ms / 1000, worker.runStalledJobsCheck,
+                                         worker.emit)
+        self._worker = worker
+
+    def new_token(self) -> str:
+        """A lock token for one fetch, in the form `run()` makes them: `{worker.id}:{n}`."""
+        return f"{self._worker.id}:{next(self._tokens)}"
+
+    def blocked_fetch(self) -> asyncio.Future[Any] | None:
+        """The fetch parked on an empty queue (its blocking BZPOPMIN), if one is.
+
+        `getNextJob` blocks only if no other fetch does (`worker.waiting` holds the one that does); while one
+        does, another call returns at once, empty, and a fetch loop would spin. `run()` checks `worker.waiting`
+        before each fetch for the same reason; so do we.
+        """
+        waiting = self._worker.waiting
+        return waiting if waiting is not None and not waiting.done() else None
+
+    async def fetch(self, token: str) -> BullJob | None:
+        """The next job, locked with `token`, or None. `getNextJob` is what `run()` calls (public in Node)."""
+        job: BullJob | None = await self._worker.getNextJob(token)
+        return job
+
+    def process(self, job: BullJob, token: str) -> Coroutine[Any, Any, None]:
+        """What `run()` does with each job it fetched: `processJob` tracks the job's lock for renewal, calls our
+        processor, then completes the job (through `_move_to_completed`) or fails it (bullmq's retry and backoff);
+        a `DelayedError` from the processor means the processor already moved the job."""
+        coro: Coroutine[Any, Any, None] = self._worker.processJob(job, token)
+        return coro
+
+    async def close(self) -> None:
+        worker = self._worker
+        if worker is None:
+            return
+        worker.stalledCheckTimer.stop()  # see `open`: run() would stop it; close() does not
+        # `close()` sets this itself, but only once its task runs; set now, a completion finishing in the same
+        # loop round takes no next job (`_move_to_completed` reads it).
+        worker.closing = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.close(force=True), 3.0)
+
+    async def _move_to_completed(self, job: Any, result: Any, remove_on_complete: Any, token: str,
+                                 fetch_next: bool = False) -> Any:
+        """bullmq's completion, which also takes this node's next job in the same Redis script when a slot is free.
+
+        Same signature as `RedisBackend.moveToCompleted` (3.4.4), whose `fetch_next` processJob always passes as
+        False: ignored, the fetching side decides (it claims the slot before we await, so the fetch loops, woken
+        by the same free slot, leave it alone). The reply's `result` is the next job's raw data, as `moveToActive`
+        returns it; `nextJobFromJobData` turns it into a Job exactly as a fetch would, and we emit "active" as
+        `getNextJob` does. The next job keeps the finished job's lock token (as in Node).
+        """
+        assert self._next_jobs is not None
+        claim = not self._worker.closing and self._next_jobs.claim_next()
+        try:
+            done = await self._complete(job, result, remove_on_complete, token, fetch_next=claim)
+        finally:
+            if claim:
+                self._next_jobs.release_claim()
+        if claim:
+            await self._next_jobs.take_next(str(job.id), token, partial(self._following, done, token))
+        return done
+
+    async def _following(self, done: Any, token: str) -> BullJob | None:
+        job_data, job_id, limit_until, delay_until = done["result"] or (None, None, None, None)
+        job: BullJob | None = await self._worker.nextJobFromJobData(job_data, job_id, limit_until or 0,
+                                                                    delay_until or 0, token)
+        if job is not None:
+            self._worker.emit("active", job, "waiting")
+        return job

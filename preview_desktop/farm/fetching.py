@@ -1,0 +1,139 @@
+"""Fetching farm jobs into this node's render slots, which local jobs share.
+
+One fetch loop per slot asks for a job only while the engine has a free slot, and starts the render in the same
+loop step the job arrives, so local and farm work together never exceed PREVIEW_MAX_CONCURRENCY (why not bullmq's
+own `Worker.run()`: farm/bullmq_compat.py). Each fetch in flight holds a claim on a free slot (`_fetching`), so
+the loops, whose round trips overlap, never fetch more jobs than there are slots. If a local job took the slot
+meanwhile, the job goes straight back to the queue, no attempt used. A completion that finds its slot still free
+takes the node's next job in the same Redis script (`claim_next` / `take_next`, called by the worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from .bullmq_compat import BullJob, FarmWorker, move_back
+from .connection import FarmConfig, Link, backoff_delays, describe_error
+
+log = logging.getLogger("preview_desktop.farm")
+
+
+class SlotSource(Protocol):
+    """What fetching needs of the engine: its render slots and when they change."""
+
+    @property
+    def free_slots(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def stopping(self) -> bool: ...
+    def on_slots_changed(self, callback: Callable[[], None]) -> Callable[[], None]: ...
+
+
+class Fetcher:
+    def __init__(self, engine: SlotSource, worker: FarmWorker, link: Link, config: FarmConfig,
+                 start_job: Callable[[BullJob, str], None]) -> None:
+        self._engine = engine
+        self._worker = worker
+        self._link = link
+        self._config = config
+        self._start_job = start_job  # starts the render on a slot now (farm/runner.py)
+        self._stopping = False
+        self._slot = asyncio.Event()
+        self._fetching = 0  # fetches in flight: each one holds a claim on a free slot
+        self._unsubscribe: Callable[[], None] = lambda: None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._unsubscribe = self._engine.on_slots_changed(self._on_slots_changed)  # freed, resumed, capacity up
+        loop = asyncio.get_running_loop()
+        # one fetcher per slot: fetch round trips overlap (throughput) while each still needs a free slot
+        self.tasks = [loop.create_task(self._fetch_loop()) for _ in range(max(1, self._engine.capacity))]
+
+    def stop(self) -> None:
+        """Fetch no more (running jobs are not touched)."""
+        self._stopping = True
+        self._unsubscribe()
+        self._slot.set()
+        for task in self.tasks:
+            task.cancel()
+
+    def _on_slots_changed(self) -> None:
+        """A slot freed, the queue resumed or capacity rose: wake the fetch loops, but only if one may fetch now."""
+        if self._may_fetch():
+            self._slot.set()
+
+    def _may_fetch(self) -> bool:
+        return not self._stopping and self._engine.free_slots - self._fetching > 0
+
+    async def _fetch_loop(self) -> None:
+        delays = backoff_delays(self._config)
+        while not self._stopping:
+            if not self._may_fetch():
+                self._slot.clear()
+                if self._engine.stopping:
+                    await asyncio.sleep(0.2)
+                else:
+                    await self._slot.wait()
+                continue
+            blocked = self._worker.blocked_fetch()
+            if blocked is not None:  # the queue is drained and another fetcher blocks on it: wait for that one
+                await asyncio.wait([blocked])
+                continue
+            token = self._worker.new_token()
+            self._fetching += 1
+            try:
+                job = await self._worker.fetch(token)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis trouble: reported once by the link, retried with backoff
+                self._link.down(exc)
+                await self._link.wait_up(next(delays))  # or less, if another loop sees Redis come back
+                continue
+            finally:
+                self._fetching -= 1
+            self._link.up()
+            delays = backoff_delays(self._config)
+            if job is None:
+                continue
+            if not self._may_fetch():
+                await self._give_back(job, token)
+                continue
+            self._start_job(job, token)
+
+    async def _give_back(self, job: BullJob, token: str) -> None:
+        """Return a job we cannot start now to the queue at once, without using one of its attempts."""
+        try:
+            await move_back(job, token)
+        except Exception as exc:  # its lock expires and the stalled check requeues it instead
+            log.warning("farm: could not hand job %s back (%s); it returns when its lock expires",
+                        job.id, describe_error(exc))
+
+    # ------------------------------------------------------------------ a completion taking the next job
+    def claim_next(self) -> bool:
+        claim = self._may_fetch()
+        self._fetching += int(claim)
+        return claim
+
+    def release_claim(self) -> None:
+        self._fetching -= 1
+
+    async def take_next(self, finished: str, token: str,
+                        following: Callable[[], Awaitable[BullJob | None]]) -> None:
+        """Start the job the completion of `finished` took, if the slot is still free; else give it back."""
+        started = False
+        try:
+            job = await following()
+            if job is not None:
+                if self._may_fetch():
+                    self._start_job(job, token)
+                    started = True
+                else:
+                    await self._give_back(job, token)
+        except Exception as exc:  # never fail the job that did complete; a lost next job's lock expires
+            log.warning("farm: job %s completed; taking the next job failed: %s", finished, describe_error(exc))
+        if not started:  # the slot we held back from the fetch loops is theirs again
+            self._slot.set()
