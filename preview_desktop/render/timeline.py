@@ -168,7 +168,7 @@ def _inline_to_otio(inline: InlineTimeline) -> Any:
             track.append(otio.schema.Gap(duration=otio.opentime.from_seconds(item.gap, rate)))
             continue
         clip = otio.schema.Clip(
-            name=item.name or Path(item.source).name,
+            name=item.name or re.split(r"[\\/]", item.source)[-1],  # `Z:\\media\\a.mov` is `a.mov` everywhere
             media_reference=otio.schema.ExternalReference(target_url=item.source),
         )
         if item.out is not None:

@@ -105,6 +105,8 @@ def test_windows_paths_in_an_edl_and_a_spec_are_mapped(tmp_path: Path, media: Pa
     inline = {"fps": 25, "clips": [{"source": "Z:\\Media\\c.mp4", "in": 0.0, "out": 1.0}]}
     doc = render(settings, inline, tmp_path / "inline")
     assert doc["warnings"] == [] and doc["video"]["frames"] == 25
+    plan, _ = build_plan(spec_for(inline), settings)
+    assert plan.video[0].name == "c.mp4"  # as on Windows: the clip name is in the segment key (and burnt in)
 
 
 def test_a_mapping_outside_the_media_roots_is_refused(tmp_path: Path, media: Path) -> None:
