@@ -269,7 +269,9 @@ class SharedSegmentStore:
     def put_video(self, key: str, mp4: Path, meta: SegmentMeta) -> None:
         target, meta_path = self.path_for("video", key, ".mp4"), self.path_for("video", key, ".meta")
         try:
-            if not (target.is_file() and target.stat().st_size == mp4.stat().st_size):  # same key, same bytes
+            if target.is_file() and target.stat().st_size == mp4.stat().st_size:  # same key, same bytes
+                _touch(target)
+            else:
                 with mp4.open("rb") as source:
                     write_atomic(target, lambda out: shutil.copyfileobj(source, out, 1 << 20))
             data = _meta_bytes(meta)

@@ -60,6 +60,7 @@ def test_chunks_rendered_by_two_nodes_leave_the_parent_only_the_join(tmp_path: P
     assert sum(r["frames"] for r in results) == plan.frames
     assert not any(r["mismatched"] for r in results)
     assert not list(tmp_path.rglob("preview.mp4"))  # chunks write into the store only
+    assert list((tmp_path / "farm" / "cache" / "frames").rglob("*.bin"))  # the poster frame, for the parent
     doc = render(parent, BASE, tmp_path / "joined", mediaSearchPaths=[str(media)])
     assert doc["cache"]["segmentsRendered"] == 0 and doc["cache"]["audioChunksRendered"] == 0
     assert doc["cache"]["segmentsReused"] == len(segments)
