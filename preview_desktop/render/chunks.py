@@ -10,6 +10,10 @@ The farm code (BullMQ flows) calls, in order:
    falls inside, into PREVIEW_FARM_STORAGE/cache. Writes no preview.mp4. Returns a `ChunkResult`.
 3. the parent's normal render (`render_to_folder`): every segment and AAC chunk is a hit; it joins.
 
+Each node prepares the spec from the job data itself, `core.intake.prepare_wire_spec(data, roots,
+path_map=settings.path_map)`, so paths written on the submitting machine are mapped to its own mounts; segment
+keys do not depend on those paths (segments.Identities), so every node computes the parent's keys.
+
 A chunk carries the parent's segment keys. A node that computes other keys (another renderer or FFmpeg
 version, or media that differs on its mount) would fill the store with segments the parent never looks up:
 it renders nothing and reports `mismatched`, and the parent renders those segments itself.
