@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import APP_ID
+from .core.pathmap import PathMap, is_windows_path, parse_path_map
 from .errors import SettingsError
 
 # environment variable -> settings field (existing deployments use these names)
@@ -29,6 +30,10 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_API_TOKEN": "api_token",
     "PREVIEW_FARM_QUEUE": "farm_queue",
     "PREVIEW_CACHE_MAX_BYTES": "cache_max_bytes",
+    "PREVIEW_FARM_STORAGE": "farm_storage",
+    "PREVIEW_FARM_CACHE_MAX_BYTES": "farm_cache_max_bytes",
+    "PREVIEW_PATH_MAP": "path_map",
+    "PREVIEW_RENDER_THREADS": "render_threads",
     "PREVIEW_LEASE_SECONDS": "lease_seconds",
     "PREVIEW_RETENTION_DAYS": "retention_days",
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
@@ -82,6 +87,10 @@ class Settings:
     api_token: str | None = None  # None: generated once into DATA_DIR/api-token
     farm_queue: str = "previews"
     cache_max_bytes: int = 5 * 1024**3
+    farm_storage: Path | None = None  # a folder every farm node mounts: shared segment cache, farm previews
+    farm_cache_max_bytes: int = 50 * 1024**3  # size limit of FARM_STORAGE/cache (LRU, swept by one node at a time)
+    path_map: PathMap = field(default_factory=PathMap)  # FROM=TO prefixes for paths written on other machines
+    render_threads: int | None = None  # threads one render may use; None: as many as it likes (all cores)
     lease_seconds: float = 30.0
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
@@ -109,6 +118,7 @@ class Settings:
         data = asdict(self)
         data["api_token"] = "***" if self.api_token else None
         data["redis_url"] = redact(self.redis_url) if self.redis_url else None
+        data["path_map"] = str(self.path_map)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
 
 
@@ -137,11 +147,25 @@ def _parse_float(name: str, raw: Any, minimum: float) -> float:
 
 def _parse_value(key: str, raw: Any, name: str) -> Any:
     """Convert a raw value (str from env/CLI, JSON value from the file) for field `key`."""
-    if key in ("data_dir", "job_store"):
-        text = str(raw).strip()
+    if key in ("data_dir", "job_store", "farm_storage"):
+        text = str(raw).strip() if raw is not None else ""
         if not text:
+            if key == "farm_storage":
+                return None
             raise SettingsError(name, "must not be empty")
+        if os.name != "nt" and is_windows_path(text):
+            raise SettingsError(name, f"{text!r} is a Windows path; give the folder as this machine mounts it")
         return Path(text).expanduser().absolute()
+    if key == "path_map":
+        try:
+            return parse_path_map(raw)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(name, f"{exc} (expected FROM=TO pairs separated by ';')") from None
+    if key == "render_threads":
+        text = str(raw).strip().lower() if raw is not None else ""
+        if text in ("", "0", "auto"):
+            return None  # all cores: each library's own default
+        return _parse_int(name, raw, 0, 256) or None
     if key == "media_roots":
         items = raw if isinstance(raw, list) else [p for p in str(raw).split(os.pathsep) if p.strip()]
         return tuple(Path(str(p)).expanduser().absolute() for p in items)
@@ -162,6 +186,8 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return _parse_int(name, raw, 0, 65535)
     if key == "cache_max_bytes":
         return _parse_int(name, raw, 0)
+    if key == "farm_cache_max_bytes":
+        return _parse_int(name, raw, 1)
     if key in ("lease_seconds", "shutdown_grace"):
         return _parse_float(name, raw, 0.5)
     if key in ("retention_days", "job_timeout"):
@@ -201,7 +227,7 @@ def write_settings_file(path: Path, values: Mapping[str, Any]) -> None:
     """Persist user-chosen values (the window's settings dialog). Atomic: write a sibling, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     current = read_settings_file(path)
-    current.update({k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()})
+    current.update({k: (str(v) if isinstance(v, (Path, PathMap)) else v) for k, v in values.items()})
     if "media_roots" in current and isinstance(current["media_roots"], (list, tuple)):
         current["media_roots"] = [str(p) for p in current["media_roots"]]
     tmp = path.with_suffix(".tmp")
@@ -229,7 +255,8 @@ def load_settings(
         values[key] = _parse_value(key, raw, f"{key} (settings file)")
     forced: set[str] = set()
     for env_name, key in ENV_NAMES.items():
-        if env_name in env and (env[env_name].strip() or key in ("redis_url", "api_token")):
+        if env_name in env and (env[env_name].strip() or key in ("redis_url", "api_token", "farm_storage",
+                                                                 "path_map", "render_threads")):
             values[key] = _parse_value(key, env[env_name], env_name)
             forced.add(key)
     for key, raw in cli.items():

@@ -1,7 +1,9 @@
 """Turning what a user hands us (a timeline path or a spec file, plus flags) into a validated JobSpec.
 
 Relative paths are made absolute here, against the folder the user meant (the spec file's folder, or the
-current folder), so a queued job means the same thing to a worker started elsewhere.
+current folder), so a queued job means the same thing to a worker started elsewhere. Paths written on another
+machine (a spec made on Windows, a farm job from a Mac) are mapped through PREVIEW_PATH_MAP first
+(core/pathmap.py); the media roots are checked on the mapped paths.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from ..errors import InvalidInput, InvalidSpec
 from .layout import check_path_text, contain
+from .pathmap import PathMap, map_path
 from .spec import JobSpec, parse_spec, parse_spec_json
 
 TIMELINE_SUFFIXES = (".otio", ".otioz", ".edl", ".xml", ".fcpxml")
@@ -26,8 +29,10 @@ def project_id_from_name(name: str) -> str:
     return cleaned or "untitled"
 
 
-def load_spec_source(argument: str, cwd: Path, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
+def load_spec_source(argument: str, cwd: Path, overrides: Mapping[str, Any],
+                     path_map: PathMap | None = None) -> tuple[dict[str, Any], Path]:
     """Read a spec file or wrap a timeline path; returns (raw spec dict, folder relative paths resolve in)."""
+    argument = map_path(argument, path_map)
     check_path_text(argument, "argument")
     path = Path(argument).expanduser()
     path = path if path.is_absolute() else cwd / path
@@ -54,15 +59,16 @@ def load_spec_source(argument: str, cwd: Path, overrides: Mapping[str, Any]) -> 
     return raw, base
 
 
-def absolutize(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make `timeline` (when a path) and `mediaSearchPaths` absolute against `base`."""
+def absolutize(raw: dict[str, Any], base: Path, path_map: PathMap | None = None) -> dict[str, Any]:
+    """Map (`path_map`) and make `timeline` (when a path) and `mediaSearchPaths` absolute against `base`."""
     raw = dict(raw)
-    search = [str(p) for p in raw.get("mediaSearchPaths") or [] if isinstance(p, str)]
+    search = [map_path(p, path_map) for p in raw.get("mediaSearchPaths") or [] if isinstance(p, str)]
     for item in search:
         check_path_text(item, "mediaSearchPaths entry")
     search = [str(p if Path(p).is_absolute() else base / p) for p in (Path(s).expanduser() for s in search)]
     timeline = raw.get("timeline")
     if isinstance(timeline, str):
+        timeline = map_path(timeline, path_map)
         check_path_text(timeline, "timeline")
         path = Path(timeline).expanduser()
         raw["timeline"] = str(path if path.is_absolute() else base / path)
@@ -86,14 +92,17 @@ def check_timeline(spec: JobSpec, media_roots: Sequence[Path]) -> JobSpec:
 
 
 def prepare_spec(
-    argument: str, cwd: Path, media_roots: Sequence[Path], overrides: Mapping[str, Any] | None = None
+    argument: str, cwd: Path, media_roots: Sequence[Path], overrides: Mapping[str, Any] | None = None,
+    *, path_map: PathMap | None = None,
 ) -> JobSpec:
-    raw, base = load_spec_source(argument, cwd, overrides or {})
-    return check_timeline(parse_spec(absolutize(raw, base)), media_roots)
+    """A spec from a command line or a watch folder; `path_map` is Settings.path_map."""
+    raw, base = load_spec_source(argument, cwd, overrides or {}, path_map)
+    return check_timeline(parse_spec(absolutize(raw, base, path_map)), media_roots)
 
 
-def prepare_wire_spec(data: Any, media_roots: Sequence[Path]) -> JobSpec:
-    """A spec from the API or the farm: no current folder, so relative paths resolve against the first root."""
+def prepare_wire_spec(data: Any, media_roots: Sequence[Path], *, path_map: PathMap | None = None) -> JobSpec:
+    """A spec from the API or the farm: no current folder, so relative paths resolve against the first root.
+    `path_map` (Settings.path_map) maps paths written on the submitting machine to this one's."""
     spec = parse_spec(data)
     base = media_roots[0] if media_roots else Path.cwd()
-    return check_timeline(parse_spec(absolutize(spec.to_wire(), base)), media_roots)
+    return check_timeline(parse_spec(absolutize(spec.to_wire(), base, path_map)), media_roots)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import UnsafePath
 from .ids import PROJECT_ID_RE
+from .pathmap import PathMap, map_path
 
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
 _WINDOWS_DRIVE_RE = re.compile(r"^[A-Za-z]:[\\/]|^[A-Za-z]:$")
@@ -68,24 +69,31 @@ def contain(path: Path, roots: Sequence[Path], what: str = "media") -> Path:
     return real
 
 
-def resolve_media(reference: str, base_dirs: Sequence[Path], roots: Sequence[Path], what: str = "media") -> Path:
+def resolve_media(reference: str, base_dirs: Sequence[Path], roots: Sequence[Path], what: str = "media",
+                  path_map: PathMap | None = None) -> Path:
     """Resolve a media reference: absolute as is, relative against each base dir in order (first that exists).
 
-    Returns a path inside the roots (it may not exist); raises UnsafePath otherwise, and for URLs other than a
-    local file:// one. A relative reference that exists nowhere resolves against the first base dir (so the
-    caller can report it offline).
+    A reference written on another machine (`Z:\\media\\a.mov`, `file:///Z:/media/a.mov`) is mapped through
+    `path_map` first (core/pathmap.py); the roots are checked on the mapped path. Returns a path inside the
+    roots (it may not exist); raises UnsafePath otherwise, and for URLs other than a local file:// one. A
+    relative reference that exists nowhere resolves against the first base dir (so the caller can report it
+    offline).
     """
-    check_path_text(reference, what)
+    if "\x00" in reference:
+        raise UnsafePath(f"{what} contains a NUL byte")
     if reference.startswith("file://"):
         from urllib.parse import unquote, urlparse
 
         parsed = urlparse(reference)
         if parsed.netloc not in ("", "localhost"):
             raise UnsafePath(f"{what} {reference!r} is a network (file://host/) URL")
-        reference = unquote(parsed.path)
+        reference = map_path(unquote(parsed.path), path_map)
         check_path_text(reference, what)
     elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", reference):
         raise UnsafePath(f"{what} {reference!r} is a URL; only local files are allowed")
+    else:
+        reference = map_path(reference, path_map)
+        check_path_text(reference, what)
     candidate = Path(reference).expanduser()
     if candidate.is_absolute():
         return contain(candidate, roots, what)
@@ -111,8 +119,59 @@ def swap_in(staging: Path, final: Path, trash: Path) -> None:
         os.replace(staging, final)
 
 
+class PreviewFolders:
+    """Per-job preview folders under a `previews` root: checked names, staging siblings, atomic publish.
+
+    Shared by DATA_DIR (`Layout`) and the farm storage (`FarmLayout`), so both publish the same way."""
+
+    @property
+    def previews(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def root_name(self) -> str:
+        return "DATA_DIR/previews"
+
+    def preview_path(self, project_id: str, job_id: str) -> Path:
+        """previews/{projectId}/{jobId} with both names checked; no file-system calls. Enough to report where a
+        finished job's files are; writing goes through `preview_dir`, which also refuses symlink escapes."""
+        return self.previews / check_project_id(project_id) / check_job_id(job_id)
+
+    def preview_dir(self, project_id: str, job_id: str) -> Path:
+        """previews/{projectId}/{jobId}, with both names checked so nothing escapes."""
+        path = self.preview_path(project_id, job_id)
+        if self.previews.resolve() not in path.resolve().parents:
+            raise UnsafePath(f"preview folder for {project_id}/{job_id} escapes {self.root_name}")
+        return path
+
+    def staging_dir(self, project_id: str, job_id: str) -> Path:
+        """A fresh temporary sibling of the preview folder; renamed into place by `publish`."""
+        final = self.preview_dir(project_id, job_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f"{STAGING_PREFIX}{job_id}-{secrets.token_hex(3)}"
+        staging.mkdir()
+        return staging
+
+    def publish(self, staging: Path, project_id: str, job_id: str) -> Path:
+        """Atomically move a complete staging folder into place (replacing an older result of the same job)."""
+        final = self.preview_dir(project_id, job_id)
+        swap_in(staging, final, final.parent / f"{STAGING_PREFIX}{job_id}-old-{secrets.token_hex(3)}")
+        return final
+
+    def stale_staging_dirs(self) -> list[Path]:
+        if not self.previews.is_dir():
+            return []
+        return [p for p in self.previews.glob(f"*/{STAGING_PREFIX}*") if p.is_dir()]
+
+    def remove_staging_for(self, job_id: str) -> None:
+        """Remove leftovers of a job's interrupted attempts (a killed worker cannot clean up after itself)."""
+        for path in self.stale_staging_dirs():
+            if path.name.startswith(f"{STAGING_PREFIX}{job_id}-"):
+                shutil.rmtree(path, ignore_errors=True)
+
+
 @dataclass(frozen=True)
-class Layout:
+class Layout(PreviewFolders):
     """Where everything lives under DATA_DIR."""
 
     data_dir: Path
@@ -141,39 +200,23 @@ class Layout:
     def api_token(self) -> Path:
         return self.data_dir / "api-token"
 
-    def preview_path(self, project_id: str, job_id: str) -> Path:
-        """DATA_DIR/previews/{projectId}/{jobId} with both names checked; no file-system calls. Enough to report
-        where a finished job's files are; writing goes through `preview_dir`, which also refuses symlink escapes."""
-        return self.previews / check_project_id(project_id) / check_job_id(job_id)
 
-    def preview_dir(self, project_id: str, job_id: str) -> Path:
-        """DATA_DIR/previews/{projectId}/{jobId}, with both names checked so nothing escapes."""
-        path = self.preview_path(project_id, job_id)
-        if self.previews.resolve() not in path.resolve().parents:
-            raise UnsafePath(f"preview folder for {project_id}/{job_id} escapes DATA_DIR/previews")
-        return path
+@dataclass(frozen=True)
+class FarmLayout(PreviewFolders):
+    """Where the farm keeps shared things under PREVIEW_FARM_STORAGE (a folder every node mounts):
+    `cache/` the content-addressed segment store (render/shared_store.py), `previews/{projectId}/{jobId}/`
+    the farm's published previews, staged and renamed into place exactly like DATA_DIR/previews."""
 
-    def staging_dir(self, project_id: str, job_id: str) -> Path:
-        """A fresh temporary sibling of the preview folder; renamed into place by `publish`."""
-        final = self.preview_dir(project_id, job_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = final.parent / f"{STAGING_PREFIX}{job_id}-{secrets.token_hex(3)}"
-        staging.mkdir()
-        return staging
+    storage: Path
 
-    def publish(self, staging: Path, project_id: str, job_id: str) -> Path:
-        """Atomically move a complete staging folder into place (replacing an older result of the same job)."""
-        final = self.preview_dir(project_id, job_id)
-        swap_in(staging, final, final.parent / f"{STAGING_PREFIX}{job_id}-old-{secrets.token_hex(3)}")
-        return final
+    @property
+    def previews(self) -> Path:
+        return self.storage / "previews"
 
-    def stale_staging_dirs(self) -> list[Path]:
-        if not self.previews.is_dir():
-            return []
-        return [p for p in self.previews.glob(f"*/{STAGING_PREFIX}*") if p.is_dir()]
+    @property
+    def root_name(self) -> str:
+        return "PREVIEW_FARM_STORAGE/previews"
 
-    def remove_staging_for(self, job_id: str) -> None:
-        """Remove leftovers of a job's interrupted attempts (a killed worker cannot clean up after itself)."""
-        for path in self.stale_staging_dirs():
-            if path.name.startswith(f"{STAGING_PREFIX}{job_id}-"):
-                shutil.rmtree(path, ignore_errors=True)
+    @property
+    def cache(self) -> Path:
+        return self.storage / "cache"

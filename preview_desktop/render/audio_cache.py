@@ -25,20 +25,24 @@ from .audio import Mixer
 from .codec import AUDIO_BIT_RATE, AUDIO_RATE
 from .pipeline import audio_problem_reporter
 from .plan import Plan
-from .segment_cache import AudioPacket, CachedAudio, SegmentStore
+from .segment_cache import AudioPacket, CachedAudio, Store
 from .segments import AAC_FRAME, AudioChunk, Identities, plan_audio_chunks, total_samples
 
 
 def render_audio(
     plan: Plan,
     spec: JobSpec,
-    store: SegmentStore,
+    store: Store,
     *,
     check: Callable[[], None],
     identities: Identities | None = None,
+    select: Callable[[AudioChunk], bool] | None = None,
 ) -> tuple[list[AudioPacket], dict[str, int]]:
-    """All AAC packets of the output, in order, and {"reused": n, "rendered": m} chunk counts."""
-    chunks = plan_audio_chunks(plan, spec, identities)
+    """All AAC packets of the output, in order, and {"reused": n, "rendered": m} chunk counts.
+
+    `select` limits the work to some chunks (a farm chunk encodes the audio under its own frames, so the
+    parent only joins); the packets returned are then those of the selected chunks."""
+    chunks = [c for c in plan_audio_chunks(plan, spec, identities) if select is None or select(c)]
     total = total_samples(plan)
     packets: list[AudioPacket] = []
     counts = {"reused": 0, "rendered": 0}

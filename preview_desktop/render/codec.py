@@ -19,12 +19,18 @@ import numpy as np
 AUDIO_RATE = 48000
 DECODE_THREADS = 3  # frame threads: 3 beat 2 by ~13 % on 2 cores (decoding overlaps our scaling and encoding)
 SKIP_DEBLOCK_AT = 2  # skip the H.264 loop filter when the picture shrinks at least this much in both directions
-ENCODE_THREADS = 1
+ENCODE_THREADS = 1  # pinned, never from PREVIEW_RENDER_THREADS: x264's bytes (and avcC) depend on it
 VIDEO_CRF = "23"
 AUDIO_BIT_RATE = 128000
 _TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
 _SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
 _MAX_BAD_PACKETS = 25
+
+
+def decode_threads(limit: int | None) -> int:
+    """Decoder threads per open video under PREVIEW_RENDER_THREADS (None: no cap). Decoding is bit-exact
+    whatever the thread count, so this changes speed, never pixels or segment keys."""
+    return DECODE_THREADS if limit is None else max(1, min(DECODE_THREADS, limit))
 
 
 def gop_frames(rate: Fraction | float) -> int:

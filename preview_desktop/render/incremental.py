@@ -34,7 +34,7 @@ from .codec import Encoder
 from .concat import Part, assemble
 from .pipeline import Composer, burn
 from .plan import Plan
-from .segment_cache import SegmentMeta, SegmentStore
+from .segment_cache import SegmentMeta, Store
 from .segments import Identities, Segment, plan_segments
 
 CheckFn = Callable[[], None]
@@ -45,14 +45,15 @@ THUMB_QUALITY = 90
 class IncrementalRender:
     """One render through the segment store; `run()` writes preview.mp4, poster.jpg, thumbs.jpg/.vtt."""
 
-    def __init__(self, plan: Plan, spec: JobSpec, out_dir: Path, store: SegmentStore, *,
-                 check: CheckFn, progress: ProgressFn) -> None:
+    def __init__(self, plan: Plan, spec: JobSpec, out_dir: Path, store: Store, *,
+                 check: CheckFn, progress: ProgressFn, threads: int | None = None) -> None:
         self.plan = plan
         self.spec = spec
         self.out_dir = out_dir
         self.store = store
         self.check = check
         self.progress = progress
+        self.threads = threads  # PREVIEW_RENDER_THREADS: caps decoder threads (the encoder's are pinned)
         self.collector = Collector(plan.frames, plan.fps, plan.width, plan.height)
         self.identities = Identities()
         self.composer: Composer | None = None
@@ -107,17 +108,19 @@ class IncrementalRender:
                 self.done += segment.frames
                 self.progress(self.done, self.plan.frames)
                 continue
-            meta = self._render_segment(segment, path)
+            meta = self.render_segment(segment, path)
             self.store.put_video(segment.key, path, meta)
             parts.append(path)
             metas.append(meta)
             self.counts["segmentsRendered"] += 1
         return parts, metas
 
-    def _render_segment(self, segment: Segment, path: Path) -> SegmentMeta:
+    def render_segment(self, segment: Segment, path: Path) -> SegmentMeta:
+        """Encode one segment into `path` (segments must come in increasing order: the composer reads forward);
+        its meta carries the thumbnails, poster flags and the warnings raised meanwhile."""
         plan, spec = self.plan, self.spec
         if self.composer is None:
-            self.composer = Composer(plan, spec.output.strict)
+            self.composer = Composer(plan, spec.output.strict, self.threads)
         encoder = Encoder(path, plan.width, plan.height, plan.rate, preset=spec.output.preset, audio=False)
         sink: list[str] = []
         plan.warning_sinks.append(sink)
@@ -190,13 +193,20 @@ class IncrementalRender:
             image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
             if image is not None and image.shape[:2] == (self.plan.height, self.plan.width):
                 return image
-        composer = Composer(self.plan, self.spec.output.strict)
+        composer = Composer(self.plan, self.spec.output.strict, self.threads)
         try:
             image, _picture, _name = composer.frame(segment.start + offset)
         finally:
             composer.close()
         self._keep_frame(key, image)
         return image
+
+    def keep_target(self, segment: Segment) -> None:
+        """Store the clean full-size frame one third in when this segment rendered it (usually the poster), so a
+        parent joining farm chunks need not compose it again from the sources."""
+        target = self.collector.target
+        if self.target_image is not None and segment.start <= target < segment.stop:
+            self._keep_frame(f"p{segment.key}:{target - segment.start}", self.target_image)
 
     def _keep_frame(self, key: str, image: np.ndarray) -> None:
         if self.store.get_bytes(key) is None:
@@ -238,7 +248,7 @@ def choose_poster(picture: bytes, good: bytes, interval: int, target: int) -> in
     return chosen
 
 
-def render_incremental(plan: Plan, spec: JobSpec, out_dir: Path, store: SegmentStore, *,
-                       check: CheckFn, progress: ProgressFn) -> tuple[dict[str, Any], dict[str, Any]]:
+def render_incremental(plan: Plan, spec: JobSpec, out_dir: Path, store: Store, *, check: CheckFn,
+                       progress: ProgressFn, threads: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the artifacts through the segment store; returns (thumbnails entry, facts incl. cache counts)."""
-    return IncrementalRender(plan, spec, out_dir, store, check=check, progress=progress).run()
+    return IncrementalRender(plan, spec, out_dir, store, check=check, progress=progress, threads=threads).run()

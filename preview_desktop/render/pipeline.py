@@ -17,7 +17,7 @@ from ..errors import MediaError, RenderError
 from . import compose
 from .artifacts import Collector
 from .audio import Mixer
-from .codec import AUDIO_RATE, Encoder, Unreadable, VideoReader
+from .codec import AUDIO_RATE, Encoder, Unreadable, VideoReader, decode_threads
 from .plan import Layer, Plan
 
 CheckFn = Callable[[], None]
@@ -27,9 +27,10 @@ ProgressFn = Callable[[int, int], None]
 class Pictures:
     """Turns (layer, output frame) into a full-size BGR canvas; owns the open readers."""
 
-    def __init__(self, plan: Plan, strict: bool) -> None:
+    def __init__(self, plan: Plan, strict: bool, threads: int | None = None) -> None:
         self.plan = plan
         self.strict = strict
+        self.threads = decode_threads(threads)
         self.readers: dict[int, VideoReader] = {}
         self.failed: dict[int, str] = {}  # layer id → reason (slate from then on)
         self.stills: dict[str, np.ndarray] = {}
@@ -82,7 +83,7 @@ class Pictures:
         assert source.path is not None
         w, h, _x, _y = compose.fit(source.width, source.height, self.plan.width, self.plan.height)
         if reader is None:
-            reader = VideoReader(source.path, source.start_time, (w, h))
+            reader = VideoReader(source.path, source.start_time, (w, h), self.threads)
             self.readers[key] = reader
         image = reader.frame_at(t)
         if key not in self.held and reader.holding(t):
@@ -129,12 +130,13 @@ class Pictures:
 class Composer:
     """Clean (burn-in free) output frames at increasing indexes: opens and closes readers as layers come and go.
 
-    Shared by the single-pass loop and the segment renderer, so both compose pixels the same way.
+    Shared by the single-pass loop and the segment renderer, so both compose pixels the same way. `threads`
+    (PREVIEW_RENDER_THREADS) caps each reader's decoder threads.
     """
 
-    def __init__(self, plan: Plan, strict: bool) -> None:
+    def __init__(self, plan: Plan, strict: bool, threads: int | None = None) -> None:
         self.plan = plan
-        self.pictures = Pictures(plan, strict)
+        self.pictures = Pictures(plan, strict, threads)
         self.layers = sorted(plan.video, key=lambda layer: layer.first)
         self.pending = 0
         self.active: list[Layer] = []
@@ -182,6 +184,7 @@ def render_video(
     *,
     check: CheckFn,
     progress: ProgressFn,
+    threads: int | None = None,
 ) -> tuple[Collector, dict[str, Any]]:
     """Write preview.mp4 into out_dir in one pass; returns the thumbnail/poster collector and encode facts."""
     output = spec.output
@@ -189,7 +192,7 @@ def render_video(
     width, height = plan.width, plan.height
     has_audio = output.audio
     encoder = Encoder(out_dir / "preview.mp4", width, height, plan.rate, preset=output.preset, audio=has_audio)
-    composer = Composer(plan, output.strict)
+    composer = Composer(plan, output.strict, threads)
     mixer = Mixer(plan.audio, fps, audio_problem_reporter(plan, spec)) if has_audio else None
     collector = Collector(plan.frames, fps, width, height)
     samples_done = 0

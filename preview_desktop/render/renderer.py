@@ -104,16 +104,28 @@ def _render_media(plan: Any, spec: JobSpec, out_dir: Path, *, settings: Settings
                   progress: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """preview.mp4, poster and thumbnails: through the segment cache (docs/incremental.md), or in one pass when
     PREVIEW_CACHE_MAX_BYTES is 0. Returns (thumbnails entry, facts)."""
+    threads = limit_threads(settings.render_threads)
     if settings.cache_max_bytes <= 0:
         from .pipeline import render_video
 
-        collector, facts = render_video(plan, spec, out_dir, check=check, progress=progress)
+        collector, facts = render_video(plan, spec, out_dir, check=check, progress=progress, threads=threads)
         return collector.write(out_dir), facts
     from .incremental import render_incremental
-    from .segment_cache import open_store
+    from .segment_cache import store_for
 
-    with open_store(settings.data_dir, settings.cache_max_bytes) as store:
-        return render_incremental(plan, spec, out_dir, store, check=check, progress=progress)
+    with store_for(settings) as store:
+        return render_incremental(plan, spec, out_dir, store, check=check, progress=progress, threads=threads)
+
+
+def limit_threads(render_threads: int | None) -> int | None:
+    """Apply PREVIEW_RENDER_THREADS to OpenCV's worker pool (process-wide, so every render on this node shares
+    the cap) and return it for the decoders. None leaves every library at its default (all cores)."""
+    if render_threads is not None:
+        import cv2
+
+        if cv2.getNumThreads() != render_threads:
+            cv2.setNumThreads(render_threads)
+    return render_threads
 
 
 def _checker(ctx: JobContext, settings: Settings) -> Any:

@@ -10,6 +10,9 @@ A video segment is two entries: the MP4 file (key `v…`) and its metadata (`m` 
 thumbnails and poster flags, warnings). A lookup needs both; if eviction took one, the segment is rendered again.
 The cache only ever saves work: any error reading it counts as a miss, any error writing it is logged and the
 render goes on.
+
+`Store` is what the renderer needs of a store; with PREVIEW_FARM_STORAGE set, `store_for` returns the farm-wide
+`shared_store.SharedSegmentStore` (plain files on the shared folder) instead of this one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import pickle
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,23 @@ class AudioPacket:
 class CachedAudio:
     packets: list[AudioPacket]
     warnings: list[str]
+
+
+class Store(Protocol):
+    """What incremental.py, audio_cache.py and chunks.py need of a segment store (local or farm-wide).
+
+    Lookups never raise (an unreadable entry is a miss) and writes never raise (a failed write is logged)."""
+
+    def get_video(self, key: str) -> tuple[BinaryIO, SegmentMeta] | None: ...
+    def put_video(self, key: str, mp4: Path, meta: SegmentMeta) -> None: ...
+    def get_audio(self, key: str) -> CachedAudio | None: ...
+    def put_audio(self, key: str, value: CachedAudio) -> None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
+    def put_bytes(self, key: str, value: bytes) -> None: ...
+    def cull(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Store: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class SegmentStore:
@@ -147,5 +170,21 @@ def store_dir(data_dir: Path) -> Path:
 
 
 def open_store(data_dir: Path, max_bytes: int) -> SegmentStore:
+    """The node's own store under DATA_DIR/cache/segments."""
     return SegmentStore(store_dir(data_dir), max_bytes)
+
+
+def store_for(settings: Settings) -> Store:
+    """The store a render uses: the farm-wide one under PREVIEW_FARM_STORAGE/cache when that is set (and
+    usable), else this node's own. An unreachable farm storage must not stop a local render: it falls back
+    with a warning (chunk renders, which are useless without it, use `shared_store.open_shared_store`)."""
+    if settings.farm_storage is not None:
+        from .shared_store import open_shared_store
+
+        try:
+            return open_shared_store(settings)
+        except OSError as exc:
+            log.warning("farm storage %s unusable (%s): this render uses the local cache", settings.farm_storage,
+                        exc)
+    return open_store(settings.data_dir, settings.cache_max_bytes)
 

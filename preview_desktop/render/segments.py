@@ -25,7 +25,7 @@ from .codec import AUDIO_BIT_RATE, AUDIO_RATE, ENCODE_THREADS, SKIP_DEBLOCK_AT, 
 from .files import json_digest
 from .plan import Layer, Plan, Source
 
-FORMAT = 1  # bump when the segment/chunk layout or anything keyed implicitly changes
+FORMAT = 2  # bump when the segment/chunk layout or anything keyed implicitly changes
 AAC_FRAME = 1024
 AUDIO_CHUNK = 60 * AAC_FRAME  # 1.28 s: big enough that pre-/post-roll overhead stays ~7 %
 AUDIO_PREROLL = 2 * AAC_FRAME  # warms the encoder up on the audio before the chunk
@@ -63,15 +63,31 @@ def _library_versions() -> dict[str, Any]:
     return {"av": av.__version__, "libs": {k: list(v) for k, v in sorted(av.library_versions.items())}}
 
 
+SAMPLE_EDGE = 1 << 20  # bytes hashed at each end of a media file
+SAMPLE_BLOCK = 64 << 10  # bytes hashed at each of the evenly spaced points between
+SAMPLE_POINTS = 16
+FRAME_BLOCK = 64 << 10  # image-sequence frames: bytes hashed at the start, middle and end of each file
+_DIGESTS: dict[tuple[Any, ...], str | None] = {}  # (path, size, mtime_ns, inode) → content digest, per process
+_DIGESTS_MAX = 50_000
+
+
 class Identities:
-    """Source identity (path + size + mtime_ns, per file) computed once per plan: a changed file changes keys."""
+    """Source identity computed once per plan: what a file holds, not where this node sees it.
+
+    A segment key must be the same on every farm node (docs/incremental.md), but one file is `Z:\\media\\a.mov`
+    on Windows and `/mnt/media/a.mov` on Linux, and SMB/NFS clients disagree on mtimes (rounded to 1 or 2 s,
+    shifted by time zones on FAT-formatted shares). So the identity of a file is its size plus a sha256 of
+    samples of its content (`content_digest`); neither the path nor the mtime takes part. A changed file changes
+    its keys; a file copied, moved or seen through another mount keeps them.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
 
     def of(self, source: Source) -> Any:
         if source.kind in ("black", "offline"):
-            return [source.kind, str(source.path) if source.path else None, source.reason]
+            # what a slate shows is the clip name (in the segment key already) and nothing of the path
+            return [source.kind, source.reason]
         key = f"{source.kind}:{source.path}:{source.pattern}:{source.start_frame}:{source.end_frame}"
         if key not in self._cache:
             self._cache[key] = self._compute(source)
@@ -79,21 +95,49 @@ class Identities:
 
     def _compute(self, source: Source) -> Any:
         if source.kind == "sequence" and source.pattern:
-            stats = hashlib.sha256()
+            frames = hashlib.sha256()
             for number in range(source.start_frame, source.end_frame + 1):
-                stats.update(repr(_stat(Path(source.pattern % number))).encode())
-            return ["sequence", source.pattern, source.start_frame, source.end_frame, source.rate,
-                    stats.hexdigest()]
-        return [source.kind, str(source.path), _stat(source.path) if source.path else None,
+                frames.update(repr(content_digest(Path(source.pattern % number), FRAME_BLOCK, 1)).encode())
+            return ["sequence", source.start_frame, source.end_frame, source.rate, frames.hexdigest()]
+        return [source.kind, content_digest(source.path) if source.path else None,
                 source.start_time, source.width, source.height]
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def content_digest(path: Path, edge: int = SAMPLE_EDGE, points: int = SAMPLE_POINTS) -> str | None:
+    """sha256 of the size, the first and last `edge` bytes and `points` evenly spaced blocks between them;
+    None when the file cannot be read (offline media renders a slate, keyed as such).
+
+    Sampling keeps this cheap on network shares (≈ 3 MiB read per movie, whatever its length) while a
+    re-export of the same length, which usually differs in its header, index or anywhere in between, still
+    changes it. Remembered per process under (path, size, mtime_ns, inode), so a node reads each file once.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns
+    memo = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, edge, points)
+    if memo in _DIGESTS:
+        return _DIGESTS[memo]
+    digest = hashlib.sha256(str(st.st_size).encode() + b"\0")
+    try:
+        with open(path, "rb") as handle:
+            if st.st_size <= 2 * edge + points * SAMPLE_BLOCK:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+            else:
+                digest.update(handle.read(edge))
+                step = (st.st_size - 2 * edge) // (points + 1)
+                for point in range(1, points + 1):
+                    handle.seek(edge + point * step)
+                    digest.update(handle.read(SAMPLE_BLOCK))
+                handle.seek(st.st_size - edge)
+                digest.update(handle.read(edge))
+    except OSError:
+        return None
+    if len(_DIGESTS) >= _DIGESTS_MAX:
+        _DIGESTS.clear()
+    _DIGESTS[memo] = value = digest.hexdigest()
+    return value
 
 
 def encoder_settings(plan: Plan, spec: JobSpec) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.layout import check_path_text, contain, resolve_media
+from ..core.pathmap import PathMap
 from ..core.spec import InlineGap, InlineTimeline, JobSpec
 from ..errors import InvalidInput, UnsafePath
 from . import media
@@ -46,6 +47,7 @@ class Loaded:
     roots: list[Path]
     rate: float
     warnings: list[str] = field(default_factory=list)
+    path_map: PathMap = field(default_factory=PathMap)  # media references written on other machines
 
 
 def search_dirs(spec: JobSpec) -> list[Path]:
@@ -70,6 +72,7 @@ def load(spec: JobSpec, settings: Settings) -> Loaded:
             base_dirs=searches,
             roots=roots,
             rate=spec.timeline.fps,
+            path_map=settings.path_map,
         )
     text = check_path_text(spec.timeline, "timeline")
     path = Path(text).expanduser()
@@ -86,7 +89,7 @@ def load(spec: JobSpec, settings: Settings) -> Loaded:
         fmt, adapter = ("fcpxml", "fcpx_xml") if b"<fcpxml" in head else ("fcp7xml", "fcp_xml")
     digest = file_digest(real)
     if not adapter:
-        return _media_timeline(real, text, digest, base_dirs, roots)
+        return _media_timeline(real, text, digest, base_dirs, roots)  # its one reference is `real` itself
     import opentimelineio as otio
 
     kwargs: dict[str, Any] = {}
@@ -112,7 +115,8 @@ def load(spec: JobSpec, settings: Settings) -> Loaded:
         timeline = found[0]
     if not isinstance(timeline, otio.schema.Timeline):
         raise InvalidInput(f"timeline {text!r}: holds a {type(timeline).__name__}, not a timeline")
-    return Loaded(timeline, fmt, text, digest, base_dirs, roots, rate or _otio_rate(timeline))
+    return Loaded(timeline, fmt, text, digest, base_dirs, roots, rate or _otio_rate(timeline),
+                  path_map=settings.path_map)
 
 
 def _guess_edl_rate(path: Path) -> float:
@@ -164,7 +168,7 @@ def _inline_to_otio(inline: InlineTimeline) -> Any:
             track.append(otio.schema.Gap(duration=otio.opentime.from_seconds(item.gap, rate)))
             continue
         clip = otio.schema.Clip(
-            name=item.name or Path(item.source).name,
+            name=item.name or re.split(r"[\\/]", item.source)[-1],  # `Z:\\media\\a.mov` is `a.mov` everywhere
             media_reference=otio.schema.ExternalReference(target_url=item.source),
         )
         if item.out is not None:
@@ -198,14 +202,16 @@ class _Resolver:
         what = f"clip {name!r} media"
         if isinstance(ref, otio.schema.ImageSequenceReference):
             base = ref.target_url_base or "."
-            folder = resolve_media(base.rstrip("/") or "/", self.loaded.base_dirs, self.loaded.roots, what)
+            folder = resolve_media(base.rstrip("/\\") or "/", self.loaded.base_dirs, self.loaded.roots, what,
+                                   self.loaded.path_map)
             pattern = folder / f"{ref.name_prefix}%0{ref.frame_zero_padding}d{ref.name_suffix}"
             return self._cached(
                 f"seq:{pattern}:{ref.start_frame}",
                 lambda: media.probe_sequence(pattern, float(ref.rate), ref.start_frame),
             )
         if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
-            path = resolve_media(ref.target_url, self.loaded.base_dirs, self.loaded.roots, what)
+            path = resolve_media(ref.target_url, self.loaded.base_dirs, self.loaded.roots, what,
+                                 self.loaded.path_map)
             if media._PRINTF_RE.search(path.name):
                 return self._cached(f"seq:{path}", lambda: media.probe_sequence(path, self.loaded.rate))
             return self._cached(str(path), lambda: self._probe_file(path))

@@ -71,3 +71,41 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
     s = load_settings(env={"DATA_DIR": str(blocker / "data")}, settings_file=tmp_path / "none.json")
     with pytest.raises(SettingsError, match=r"^DATA_DIR: .* is not a writable folder"):
         prepare_data_dir(s)
+
+
+def test_farm_storage_path_map_and_render_threads(tmp_path: Path) -> None:
+    file = tmp_path / "s.json"
+    file.write_text(json.dumps({"path_map": {"Z:\\media": "/mnt/media"}, "render_threads": 2,
+                                "farm_storage": str(tmp_path / "fromfile")}))
+    env = {"DATA_DIR": str(tmp_path), "PREVIEW_FARM_STORAGE": str(tmp_path / "farm"),
+           "PREVIEW_FARM_CACHE_MAX_BYTES": "1000000", "PREVIEW_RENDER_THREADS": "3"}
+    s = load_settings(env=env, settings_file=file)
+    assert s.farm_storage == tmp_path / "farm" and s.farm_cache_max_bytes == 1_000_000 and s.render_threads == 3
+    assert s.path_map.apply("Z:\\media\\a.mov") == "/mnt/media/a.mov"
+    assert s.redacted()["path_map"] == "Z:\\media=/mnt/media"
+    s = load_settings(env={**env, "PREVIEW_PATH_MAP": "/Volumes/m=/mnt/m", "PREVIEW_RENDER_THREADS": "auto",
+                           "PREVIEW_FARM_STORAGE": ""}, settings_file=file)
+    assert s.path_map.apply("Z:\\media\\a.mov") == "Z:\\media\\a.mov" and s.path_map.apply("/Volumes/m/a") == "/mnt/m/a"
+    assert s.render_threads is None and s.farm_storage is None  # set but empty: unset, over the file
+    s = load_settings(env={"DATA_DIR": str(tmp_path)}, settings_file=tmp_path / "none.json")
+    assert s.farm_storage is None and not s.path_map and s.render_threads is None
+    assert s.farm_cache_max_bytes == 50 * 1024**3
+    write_settings_file(file, {"path_map": s.path_map, "farm_storage": tmp_path})
+    assert json.loads(file.read_text())["path_map"] == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PREVIEW_PATH_MAP": "Z:\\media"}, "PREVIEW_PATH_MAP: 'Z:\\\\media' is not FROM=TO"),
+        ({"PREVIEW_PATH_MAP": "media=/mnt"}, "PREVIEW_PATH_MAP: FROM 'media' is not an absolute path"),
+        ({"PREVIEW_RENDER_THREADS": "-1"}, "PREVIEW_RENDER_THREADS: must be between 0 and 256, got -1"),
+        ({"PREVIEW_RENDER_THREADS": "many"}, "PREVIEW_RENDER_THREADS: must be a whole number, got 'many'"),
+        ({"PREVIEW_FARM_CACHE_MAX_BYTES": "0"}, "PREVIEW_FARM_CACHE_MAX_BYTES: must be at least 1, got 0"),
+        ({"PREVIEW_FARM_STORAGE": "Z:\\farm"}, "PREVIEW_FARM_STORAGE: 'Z:\\\\farm' is a Windows path"),
+    ],
+)
+def test_bad_farm_values_name_the_variable(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env={"DATA_DIR": str(tmp_path), **env}, settings_file=tmp_path / "none.json")
+    assert str(info.value).startswith(message), str(info.value)

@@ -15,8 +15,18 @@ from preview_desktop.settings import Settings, load_settings
 JOB_ID = "20260101-000000-0123abcd"
 
 
+FARM_VARS = ("PREVIEW_FARM_STORAGE", "PREVIEW_FARM_CACHE_MAX_BYTES", "PREVIEW_PATH_MAP", "PREVIEW_RENDER_THREADS")
+
+
+@pytest.fixture(autouse=True)
+def no_farm_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render tests start without a developer's farm storage, path map or thread cap."""
+    for name in FARM_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
-def settings(isolated_env: Path) -> Settings:
+def settings(isolated_env: Path, no_farm_environment: None) -> Settings:
     return load_settings()
 
 
