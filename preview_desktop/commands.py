@@ -29,7 +29,7 @@ def _service(settings: Settings) -> JobService:
     from .service.jobs import JobService, inline
 
     return JobService(LocalStore(settings.queue_dir, queue_max=settings.queue_max), settings.effective_media_roots,
-                      inline)
+                      inline, path_map=settings.path_map)
 
 
 def _print_json(data: Any) -> None:
@@ -110,7 +110,7 @@ async def _submit_to_farm(args: argparse.Namespace, settings: Settings) -> int:
     store = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
     try:
         jobs = JobService(store, settings.effective_media_roots, inline, farm=FarmGateway(seat),
-                          queue_max=settings.queue_max)
+                          queue_max=settings.queue_max, path_map=settings.path_map)
         sent = await jobs.submit_to_farm(PathSource(args.source, Path.cwd(), _overrides(args)))
     finally:
         await seat.close()
@@ -262,7 +262,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
             return _report_render(args, out, result)
     from .core.intake import prepare_spec
 
-    spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args))
+    spec = prepare_spec(args.source, Path.cwd(), settings.effective_media_roots, _overrides(args),
+                        path_map=settings.path_map)
     job = Job(id=new_job_id(), project_id=spec.projectId, spec=spec.to_wire(), created_at=created)
     bar = TerminalBar(enabled=not args.json and sys.stderr.isatty())
     ctx = JobContext(job=job, progress_fn=bar.update)

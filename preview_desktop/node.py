@@ -78,7 +78,7 @@ class Node:
             self.components.append(self.farm)
         self.jobs = JobService(self.store, settings.effective_media_roots, self.engine.call,
                                farm=FarmGateway(self.farm) if self.farm is not None else None,
-                               queue_max=settings.queue_max)
+                               queue_max=settings.queue_max, path_map=settings.path_map)
         self.api: ApiServer | None = None
         if with_api:
             self.api = ApiServer(settings, self.layout, self.jobs, self.engine)

@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,12 @@ class PreviewFolders:
         if not self.previews.is_dir():
             return []
         return [p for p in self.previews.glob(f"*/{STAGING_PREFIX}*") if p.is_dir()]
+
+    def remove_orphan_staging(self, runs_somewhere: Callable[[str], bool]) -> None:
+        """Remove staging folders of jobs that run nowhere: leftovers of killed renders, never published."""
+        for path in self.stale_staging_dirs():
+            if not runs_somewhere(path.name[len(STAGING_PREFIX) :][:24]):
+                shutil.rmtree(path, ignore_errors=True)
 
     def remove_staging_for(self, job_id: str) -> None:
         """Remove leftovers of a job's interrupted attempts (a killed worker cannot clean up after itself)."""

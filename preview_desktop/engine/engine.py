@@ -130,31 +130,24 @@ class Engine:
         if reaped:
             log.info("requeued %d job(s) left running by a stopped worker", len(reaped))
         await self._sync(full=True)
-        await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging, set(self.running))
+        await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging)
         self._watch = self.store.watch(self._on_store_commit)
         self._spawn(self._dispatch_loop())
         self._spawn(self._heartbeat_loop())
         self._spawn(self._housekeeping_loop())
         self.events.emit(self.status())
 
-    def _remove_orphan_staging(self, running_here: set[str]) -> None:
-        """Staging folders of jobs not running anywhere are leftovers of killed renders: never published.
+    def _remove_orphan_staging(self) -> None:
+        """Staging folders of jobs not running anywhere are leftovers of killed renders. On the store thread."""
+        here = set(self.running)
 
-        Runs on the store thread (it asks the store which jobs run)."""
-        import shutil
-
-        from ..core.layout import STAGING_PREFIX
-
-        for path in self.layout.stale_staging_dirs():
-            job_id = path.name[len(STAGING_PREFIX) :][:24]
-            if job_id in running_here:
-                continue
+        def runs_somewhere(job_id: str) -> bool:
             try:
-                running = self.store.get(job_id).state is JobState.RUNNING
+                return job_id in here or self.store.get(job_id).state is JobState.RUNNING
             except JobNotFound:
-                running = False
-            if not running:
-                shutil.rmtree(path, ignore_errors=True)
+                return False
+
+        self.layout.remove_orphan_staging(runs_somewhere)
 
     def set_concurrency(self, n: int) -> None:
         self.pool.set_capacity(n)
@@ -446,9 +439,7 @@ class Engine:
             reaped = await self.call(self.store.reap)
             if reaped:
                 log.info("requeued %d job(s) whose worker stopped responding", len(reaped))
-                await self.loop.run_in_executor(
-                    self._store_thread, self._remove_orphan_staging, set(self.running)
-                )
+                await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging)
             if self.settings.retention_days > 0 and time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
                 await self.call(self.store.purge_finished, self.settings.retention_days * 86400)

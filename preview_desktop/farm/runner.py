@@ -165,7 +165,7 @@ class FarmRunner:
     def _intake(self, job: Job) -> JobSpec:
         """On the render thread: a farm job's spec comes from any producer, so it gets the whole intake here
         (bad input fails the job for good, at the job boundary)."""
-        spec = prepare_wire_spec(job.spec, self._settings.effective_media_roots)
+        spec = prepare_wire_spec(job.spec, self._settings.effective_media_roots, path_map=self._settings.path_map)
         job.spec, job.project_id, job.priority = spec.to_wire(), spec.projectId, spec.priority
         return spec
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from ..core.farm_status import FarmStatus
 from ..core.intake import prepare_spec, prepare_wire_spec
 from ..core.job import Job, JobState
+from ..core.pathmap import PathMap
 from ..core.spec import JobSpec
 from ..core.submission import FarmSubmission, PathSource, QueuedLocally, SpecSource
 from ..errors import FarmDisabled, FarmUnavailable, QueueFull
@@ -52,19 +53,21 @@ class FarmPort(Protocol):
 
 class JobService:
     def __init__(self, store: JobStore, media_roots: Sequence[Path], run: StoreCall,
-                 farm: FarmPort | None = None, queue_max: int = 1000) -> None:
+                 farm: FarmPort | None = None, queue_max: int = 1000, path_map: PathMap | None = None) -> None:
         self._store = store
         self._roots = tuple(media_roots)
+        self._path_map = path_map
         self._run = run
         self._farm = farm
         self._queue_max = queue_max
 
     # ------------------------------------------------------------------ intake (the only place)
     def intake(self, source: SpecSource) -> JobSpec:
-        """A checked spec: paths absolute, the timeline inside the media roots. Blocking (reads files)."""
+        """A checked spec: paths mapped from the submitting machine (PREVIEW_PATH_MAP) and made absolute, the
+        timeline inside the media roots. Blocking (reads files)."""
         if isinstance(source, PathSource):
-            return prepare_spec(source.argument, source.cwd, self._roots, source.overrides)
-        return prepare_wire_spec(source.data, self._roots)
+            return prepare_spec(source.argument, source.cwd, self._roots, source.overrides, path_map=self._path_map)
+        return prepare_wire_spec(source.data, self._roots, path_map=self._path_map)
 
     async def submit(self, source: SpecSource) -> Job:
         """Queue locally; QueueFull past PREVIEW_QUEUE_MAX, InvalidInput naming the field for bad input."""

@@ -66,3 +66,19 @@ def test_farm_actions_without_a_farm_say_so(service: JobService) -> None:
         asyncio.run(service.submit_to_farm(WireSource({"projectId": "p", "timeline": {"fps": 25, "clips": []}})))
     with pytest.raises(FarmDisabled):
         asyncio.run(service.cancel_farm_job("1", "because"))
+
+
+def test_paths_from_another_platform_are_mapped_at_intake(store: JobStore, tmp_path: Path) -> None:
+    """A spec written on Windows (Z:\\media\\...) queues on this machine through PREVIEW_PATH_MAP, and the
+    media roots still apply after the mapping."""
+    from preview_desktop.core.pathmap import parse_path_map
+
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "cut.otio").write_text("{}")
+    mapped = JobService(store, [tmp_path], inline, path_map=parse_path_map(f"Z:\\media={tmp_path / 'media'}"))
+    job = asyncio.run(mapped.submit(WireSource({"projectId": "p", "timeline": "Z:\\media\\cut.otio"})))
+    assert job.spec["timeline"] == str(tmp_path / "media" / "cut.otio")
+    outside = JobService(store, [tmp_path / "media" / "sub"], inline,
+                         path_map=parse_path_map(f"Z:\\media={tmp_path / 'media'}"))
+    with pytest.raises(UnsafePath, match="PREVIEW_MEDIA_ROOTS"):
+        asyncio.run(outside.submit(WireSource({"projectId": "p", "timeline": "Z:\\media\\cut.otio"})))
