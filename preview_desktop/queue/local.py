@@ -208,6 +208,33 @@ class LocalStore:
             self._cache.set(META, meta)
         return job
 
+    def record_failed(self, spec_data: dict[str, Any], error: str, *, kind: str = "render",
+                      origin: str = "local") -> Job:
+        """Store a job that failed before it could be queued (a watched export whose intake failed), so the
+        user sees it with its reason. It counts as failed, never as waiting, and supersedes like a submit;
+        retrying it runs the recorded spec, which fails again at the job boundary if it is still invalid."""
+        now = self._clock()
+        project = spec_data.get("projectId")
+        job = Job(
+            id=new_job_id(now),
+            project_id=project if isinstance(project, str) and project else "untitled",
+            spec=dict(spec_data),
+            kind=kind,
+            state=JobState.FAILED,
+            priority=max(0, min(10, p)) if isinstance(p := spec_data.get("priority"), int) else 5,
+            created_at=now,
+            updated_at=now,
+            finished_at=now,
+            error=error,
+            origin=origin,
+        )
+        with self._cache.transact():
+            meta = self._meta()
+            self._supersede(meta, job, now, cancel_older=spec_data.get("supersede") is not False)
+            self._save(meta, job, None)
+            self._cache.set(META, meta)
+        return job
+
     def _supersede(self, meta: dict[str, Any], job: Job, now: float, cancel_older: bool) -> None:
         key = supersede_key(job)
         if key is None:
