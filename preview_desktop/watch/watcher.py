@@ -128,6 +128,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.looked = threading.Event()  # every folder had its first look (what is there before is the baseline)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._native: BaseObserver | None = None
@@ -195,6 +196,7 @@ class Watcher:
                 except Exception:  # a folder's trouble must not end the watching of the others
                     log.exception("watch folder %s: unexpected error", folder.config.path)
                     folder.next_check = now + RETRY_SECONDS
+            self.looked.set()
             self._wake.wait(TICK)
             self._wake.clear()
         for folder in list(self._folders.values()):
@@ -287,6 +289,8 @@ class Watcher:
             folder.watch = None
         folder.identity = identity
         folder.available = True
+        if folder.baseline:  # before saying "watching": what is there now is not an export to queue
+            self._rescan(folder)
         folder.next_rescan = now  # whatever arrived while we were not looking
         mode = "polling" if folder.polled else "events"
         log.info("watching %s (%s)", path, mode)
