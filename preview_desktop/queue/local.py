@@ -214,14 +214,14 @@ class LocalStore:
         user sees it with its reason. It counts as failed, never as waiting, and supersedes like a submit;
         retrying it runs the recorded spec, which fails again at the job boundary if it is still invalid."""
         now = self._clock()
-        project = spec_data.get("projectId")
+        project, priority = spec_data.get("projectId"), spec_data.get("priority")
         job = Job(
             id=new_job_id(now),
             project_id=project if isinstance(project, str) and project else "untitled",
             spec=dict(spec_data),
             kind=kind,
             state=JobState.FAILED,
-            priority=max(0, min(10, p)) if isinstance(p := spec_data.get("priority"), int) else 5,
+            priority=max(0, min(10, priority)) if isinstance(priority, int) else 5,
             created_at=now,
             updated_at=now,
             finished_at=now,
