@@ -43,6 +43,7 @@ TICK = 0.2  # seconds between rounds of the watcher's thread
 CHECK_SECONDS = 1.0  # is each folder still there (and the same folder)?
 RETRY_SECONDS = 10.0  # after the store refused for a passing reason (queue full, store busy)
 CALL_TIMEOUT = 120.0
+FIRST_LOOK_SECONDS = 5.0  # start() waits this long at most for the first look (a hung share must not stall it)
 
 
 class WatchJobs(Protocol):
@@ -144,6 +145,9 @@ class Watcher:
             observer.start()
         self._thread = threading.Thread(target=self._run, name="preview-watch", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + FIRST_LOOK_SECONDS  # started = each folder's baseline taken (if it is there)
+        while not self.looked.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         self._stop.set()

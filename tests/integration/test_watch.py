@@ -47,13 +47,21 @@ def quiet(seconds: float = SETTLE * 2 + 0.6) -> None:
     time.sleep(seconds)
 
 
-def test_an_export_written_in_pieces_is_queued_once_complete(watching: Watching, folder: Path) -> None:
+def test_an_export_written_in_pieces_is_queued_once_complete(folder: Path, data_dir: Path, tmp_path: Path) -> None:
+    watching = Watching(data_dir, tmp_path, [WatchFolder(str(folder), project_id="promo")], settle=1.2)
+    try:
+        _write_in_pieces(watching, folder)
+    finally:
+        watching.close()
+
+
+def _write_in_pieces(watching: Watching, folder: Path) -> None:
     target = folder / "Promo v3.otio"
     with target.open("w") as out:
-        for piece in range(6):  # 1.5 s of writing, each pause shorter than the settle time
+        for piece in range(8):  # 2 s of writing, each pause a quarter of the settle time
             out.write(f'{{"piece": {piece}}}\n' * 100)
             out.flush()
-            time.sleep(SETTLE / 2)
+            time.sleep(0.25)
             assert watching.jobs() == [], "queued half-way"
     job = watching.wait_jobs(1)[0]
     assert job.state is JobState.QUEUED and job.project_id == "promo"

@@ -93,3 +93,32 @@ def test_the_watch_command_refuses_what_it_cannot_watch(tmp_path: Path) -> None:
     assert outside.returncode == 2 and "watch folder" in outside.stderr
     nothing = run_cli("watch")
     assert nothing.returncode == 2 and "PREVIEW_WATCH" in nothing.stderr
+
+
+def test_a_headless_worker_watches_the_folders_of_preview_watch(tmp_path: Path) -> None:
+    from tests.support.cli import start_worker, wait_ready, worker_stderr
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps({"watch_settle_seconds": 0.3}))
+    proc = start_worker(env={"PREVIEW_WATCH": str(folder), "PREVIEW_SETTINGS": str(settings_file)})
+    try:
+        assert "watching 1 folder(s)" in wait_ready(proc)
+        (folder / "broken.edl").write_text("not an EDL at all\n")
+        deadline = time.monotonic() + 30
+        jobs: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            jobs = json.loads(run_cli("list", "--json").stdout)
+            if jobs and jobs[0]["state"] == "failed":
+                break
+            time.sleep(0.2)
+        assert jobs and jobs[0]["state"] == "failed", (jobs, worker_stderr(proc))
+        spec = jobs[0]["spec"]
+        assert "broken.edl" in str(jobs[0]["error"]) and isinstance(spec, dict) and spec["watchFolder"] == str(folder)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
