@@ -90,14 +90,15 @@ class _Events(FileSystemEventHandler):
     def __init__(self, folder: _Folder, lock: threading.Lock) -> None:
         self.folder = folder
         self.lock = lock
+        # FSEvents reports resolved paths (/private/var/... for /var/...): either form is this folder
+        self.roots = {folder.config.path, os.path.realpath(folder.config.path)}
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             return
-        root = self.folder.config.path
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw) if raw else ""
-            if path and os.path.dirname(path) == root and is_export(os.path.basename(path)):
+            if path and os.path.dirname(path) in self.roots and is_export(os.path.basename(path)):
                 with self.lock:
                     self.folder.dirty.add(os.path.basename(path))
 
