@@ -290,10 +290,14 @@ class EngineAdapter(QObject):
         """Folder path -> events | polling | unavailable, as the watcher last saw it (empty without one)."""
         return {s.path: s.mode for s in self.watch.status()} if self.watch is not None else {}
 
-    def set_watch_folders(self, folders: Sequence[WatchFolder]) -> None:
-        """Applied at once: new folders are watched, removed ones dropped (the watcher's thread does the work)."""
-        if self.watch is not None and list(folders) != self.watch.folders():
-            self.watch.set_folders(folders)
+    def set_watch_folders(self, folders: Sequence[WatchFolder], output_defaults: dict[str, Any] | None = None) -> None:
+        """Applied at once: new folders are watched, removed ones dropped (the watcher's thread does the work);
+        new output defaults apply from the next export on."""
+        if self.watch is None:
+            return
+        changed = list(folders) != self.watch.folders()
+        self.watch.set_folders(folders, output_defaults)
+        if changed:
             self.info.emit(f"Watching {len(folders)} folder(s)" if folders else "No watch folders")
 
     # ------------------------------------------------------------------ reading files off the loop thread

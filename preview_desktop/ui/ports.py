@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.events import EngineStatus, Subscriber
 from ..core.farm_status import FarmStatus
@@ -69,7 +69,7 @@ class WatchPort(Protocol):
     """The node's watch folders (watch/watcher.py): the settings dialog edits the list, applied at once."""
 
     def folders(self) -> list[WatchFolder]: ...
-    def set_folders(self, folders: Sequence[WatchFolder]) -> None: ...
+    def set_folders(self, folders: Sequence[WatchFolder], output_defaults: Mapping[str, Any] | None = None) -> None: ...
     def status(self) -> Sequence[WatchedFolder]: ...
 
 

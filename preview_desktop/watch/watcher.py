@@ -163,10 +163,12 @@ class Watcher:
             if observer is not None:
                 await asyncio.get_running_loop().run_in_executor(None, observer.join, 5.0)
 
-    def set_folders(self, folders: Sequence[WatchFolder]) -> None:
-        """Thread-safe; applied on the watcher's next round."""
+    def set_folders(self, folders: Sequence[WatchFolder], output_defaults: Mapping[str, Any] | None = None) -> None:
+        """Thread-safe; applied on the watcher's next round (output defaults: from the next export on)."""
         with self._lock:
             self._wanted = list(folders)
+            if output_defaults is not None:
+                self.output_defaults = dict(output_defaults)
         self._wake.set()
 
     def folders(self) -> list[WatchFolder]:
@@ -329,7 +331,9 @@ class Watcher:
     # ------------------------------------------------------------------ one export → one job
     def _queue(self, folder: _Folder, name: str, signature: Signature, now: float) -> None:
         path = Path(folder.config.path) / name
-        request = build_request(folder.config, path, self.output_defaults)
+        with self._lock:
+            defaults = self.output_defaults
+        request = build_request(folder.config, path, defaults)
         try:
             if request.error is None:
                 try:

@@ -67,17 +67,17 @@ def test_the_dialog_shows_a_list_set_by_the_environment_read_only(settings: Sett
 
 def test_folders_saved_in_the_window_apply_to_the_running_watcher(adapter: Any, node: Node, tmp_path: Path) -> None:
     assert node.watch is not None
-    adapter.set_watch_folders((WatchFolder(str(tmp_path)),))
+    adapter.set_watch_folders((WatchFolder(str(tmp_path)),), {"width": 320, "height": 180})
     assert node.watch.folders() == [WatchFolder(str(tmp_path))]
+    assert node.watch.output_defaults == {"width": 320, "height": 180}
 
 
-def test_the_table_and_the_detail_pane_show_the_watch_folder(
-        node: Node, qloop: asyncio.AbstractEventLoop, adapter: Any) -> None:
+def test_the_table_and_the_detail_pane_show_the_watch_folder(node: Node, qloop: asyncio.AbstractEventLoop) -> None:
     node.engine.leasing = False
     watched = submit(node, qloop, "cut.otio", watchFolder="/studio/exports/Promo")
     plain = submit(node, qloop, "other.otio", project="other")
     model = JobTableModel()
-    model.apply(list(adapter.jobs().values()) or [watched, plain], [])
+    model.apply([watched, plain], [])
     col = COL["Watch folder"]
     texts = {model.data(model.index(r, COL["Timeline"])): model.data(model.index(r, col))
              for r in range(model.rowCount())}
