@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("watch", help="queue every timeline exported into these folders, until Ctrl+C")
+    p.add_argument("folders", nargs="*", metavar="FOLDER", help="default: the watch folders of the settings")
+    p.add_argument("--project", metavar="ID", help="projectId for every export (default: from the file name)")
+    p.add_argument("--priority", type=int, metavar="N", help="0-10, higher runs first (default 5)")
+    p.add_argument("--poll", action="store_true", help="poll instead of file events (network shares)")
+    p.add_argument("--settle", type=float, metavar="SECONDS", help="unchanged this long before queueing (2)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line for each thing done")
+
     p = sub.add_parser("demo", help="make demo media and a demo timeline under DATA_DIR/media")
     p.add_argument("--json", action="store_true")
     return parser

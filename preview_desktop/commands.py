@@ -337,8 +337,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """The watch folders in the foreground (watch/): exports are queued; a worker or the window renders them."""
+    from .watch.cli import run_watch
+
+    return run_watch(args, settings, _service(settings))
+
 
 COMMANDS = {
     "submit": cmd_submit, "list": cmd_list, "status": cmd_status, "cancel": cmd_cancel, "retry": cmd_retry,
-    "render": cmd_render, "demo": cmd_demo,
+    "render": cmd_render, "demo": cmd_demo, "watch": cmd_watch,
 }

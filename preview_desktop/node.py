@@ -22,12 +22,13 @@ from .queue.local import LocalStore
 from .render.renderer import RenderHandler
 from .service.jobs import JobService
 from .settings import Settings
+from .watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
 
 class Component(Protocol):
-    """Something that lives as long as the node: the API server, the farm member."""
+    """Something that lives as long as the node: the API server, the farm member, the watch folders."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -64,6 +65,7 @@ class Node:
         registry: HandlerRegistry | None = None,
         with_api: bool = True,
         with_farm: bool = True,
+        with_watch: bool = True,
     ) -> None:
         self.settings = settings
         self.loop = loop
@@ -85,6 +87,11 @@ class Node:
             self.components.insert(0, self.api)  # listening before the farm advertises its address
             if self.farm is not None:
                 self.farm.api = self.api
+        self.watch: Watcher | None = None  # watch folders (issue #18); started last: it queues through the service
+        if with_watch:
+            self.watch = Watcher(self.jobs, settings.watch, settings.data_dir / "watch",
+                                 settle_seconds=settings.watch_settle_seconds, output_defaults=settings.output_defaults)
+            self.components.append(self.watch)
 
     @property
     def api_url(self) -> str | None:

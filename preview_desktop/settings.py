@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
     "PREVIEW_SHUTDOWN_GRACE": "shutdown_grace",
     "PREVIEW_LOG_LEVEL": "log_level",
+    "PREVIEW_WATCH": "watch",
 }
 FIELD_ENV = {v: k for k, v in ENV_NAMES.items()}
 SETTINGS_FILE_ENV = "PREVIEW_SETTINGS"
@@ -97,6 +99,8 @@ class Settings:
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
     output_defaults: Mapping[str, Any] = field(default_factory=dict)  # spec `output` defaults from the window
+    watch: tuple[WatchFolder, ...] = ()  # watch folders (issue #18): exports there are queued without a click
+    watch_settle_seconds: float = 2.0  # a file must keep its size and mtime this long before it is queued
     settings_file: Path | None = None
     forced: frozenset[str] = frozenset()  # fields set by environment or CLI: shown read-only in the window
 
@@ -120,6 +124,69 @@ class Settings:
         data["redis_url"] = redact(self.redis_url) if self.redis_url else None
         data["path_map"] = str(self.path_map)
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+
+
+# ---------------------------------------------------------------------------------------------- watch folders
+WATCH_KEYS = ("path", "project_id", "priority", "output", "poll")
+_WATCH_PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # core/ids.py's pattern (a leaf: no core)
+
+
+@dataclass(frozen=True)
+class WatchFolder:
+    """One watch folder as configured: None fields mean "from the file name" / the job defaults.
+
+    `poll`: True forces polling (network shares whose events never arrive), False forbids it, None decides by
+    the folder's file system. Plain data here so the window, the CLI and the watcher share one type."""
+
+    path: str
+    project_id: str | None = None
+    priority: int | None = None
+    output: Mapping[str, Any] = field(default_factory=dict)
+    poll: bool | None = None
+
+    def to_file(self) -> dict[str, Any]:
+        """The settings file's form: only what differs from the defaults."""
+        data: dict[str, Any] = {"path": self.path}
+        for key in WATCH_KEYS[1:]:
+            value = getattr(self, key)
+            if value not in (None, {}):
+                data[key] = dict(value) if key == "output" else value
+        return data
+
+
+def parse_watch_folder(raw: Any, name: str) -> WatchFolder:
+    """A path string or an object with WATCH_KEYS; SettingsError naming the entry otherwise."""
+    item = {"path": raw} if isinstance(raw, str) else raw
+    if not isinstance(item, dict):
+        raise SettingsError(name, f"each watch folder must be a path or an object, got {raw!r}")
+    unknown = sorted(set(item) - set(WATCH_KEYS))
+    if unknown:
+        raise SettingsError(name, f"unknown watch folder key {unknown[0]!r} (known: {', '.join(WATCH_KEYS)})")
+    path = str(item.get("path") or "").strip()
+    if not path:
+        raise SettingsError(name, "a watch folder needs a path")
+    project = item.get("project_id")
+    if project is not None and (not isinstance(project, str) or not _WATCH_PROJECT_RE.match(project)
+                                or project in (".", "..")):
+        raise SettingsError(name, f"project_id of {path}: must be 1-64 letters, digits, '.', '_' or '-'")
+    priority = item.get("priority")
+    if priority is not None:
+        priority = _parse_int(f"{name}: priority of {path}", priority, 0, 10)
+    output = item.get("output") or {}
+    if not isinstance(output, dict):
+        raise SettingsError(name, f"output of {path}: must be an object")
+    poll = item.get("poll")
+    if poll is not None and not isinstance(poll, bool):
+        raise SettingsError(name, f"poll of {path}: must be true, false or null")
+    return WatchFolder(str(Path(path).expanduser().absolute()), project, priority, dict(output), poll)
+
+
+def _parse_watch(raw: Any, name: str) -> tuple[WatchFolder, ...]:
+    items = raw if isinstance(raw, list) else [p for p in str(raw).split(os.pathsep) if p.strip()]
+    folders = tuple(parse_watch_folder(item, name) for item in items)
+    if len({f.path for f in folders}) != len(folders):
+        raise SettingsError(name, "a folder is listed twice")
+    return folders
 
 
 def _parse_int(name: str, raw: Any, minimum: int, maximum: int | None = None) -> int:
@@ -197,6 +264,10 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(name, f"must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
         return level
+    if key == "watch":
+        return _parse_watch(raw, name)
+    if key == "watch_settle_seconds":
+        return _parse_float(name, raw, 0.0)
     if key == "output_defaults":
         if not isinstance(raw, dict):
             raise SettingsError(name, "must be an object")
@@ -230,6 +301,8 @@ def write_settings_file(path: Path, values: Mapping[str, Any]) -> None:
     current.update({k: (str(v) if isinstance(v, (Path, PathMap)) else v) for k, v in values.items()})
     if "media_roots" in current and isinstance(current["media_roots"], (list, tuple)):
         current["media_roots"] = [str(p) for p in current["media_roots"]]
+    if "watch" in current and isinstance(current["watch"], (list, tuple)):
+        current["watch"] = [w.to_file() if isinstance(w, WatchFolder) else w for w in current["watch"]]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(current, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)

@@ -59,6 +59,8 @@ def run_worker(settings: Settings) -> int:
             parts.append(f"API {api}")
         if node.farm is not None:
             parts.append(f"farm queue {settings.farm_queue!r}")
+        if settings.watch:
+            parts.append(f"watching {len(settings.watch)} folder(s)")
         print(", ".join(parts), flush=True)
         await done.wait()
 

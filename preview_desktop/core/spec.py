@@ -143,6 +143,9 @@ class JobSpec(_Strict):
     attempts: Annotated[int, Field(ge=1, le=20)] = 3
     dryRun: bool = False
     supersede: bool = True
+    # The watch folder an export was queued from (issue #18). Left out of the wire form when unset, so specs
+    # from every other source are exactly what they were (older farm nodes and cache keys see no change).
+    watchFolder: Annotated[str | None, Field(min_length=1, max_length=4096)] = None
 
     @field_validator("projectId")
     @classmethod
@@ -159,8 +162,9 @@ class JobSpec(_Strict):
         return value
 
     def to_wire(self) -> dict[str, Any]:
-        """The canonical JSON-able dict (every field present, aliases applied)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The canonical JSON-able dict (every field present, aliases applied; `watchFolder` only when set)."""
+        return self.model_dump(mode="json", by_alias=True,
+                               exclude={"watchFolder"} if self.watchFolder is None else None)
 
     def with_changes(self, **changes: Any) -> JobSpec:
         data = self.to_wire()

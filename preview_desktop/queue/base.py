@@ -57,6 +57,11 @@ class JobStore(Protocol):
         """A copy: changing it changes nothing in the store."""
         ...
 
+    def record_failed(self, spec_data: JsonDict, error: str, *, kind: str = ..., origin: str = ...) -> Job:
+        """A job that is failed from the start: what could not be queued (a watched export whose intake failed),
+        kept so the user sees why. Supersedes like submit; never counts as waiting."""
+        ...
+
     def list_jobs(
         self, states: Iterable[JobState] | None = None, project_id: str | None = None, limit: int | None = None
     ) -> list[Job]:

@@ -145,24 +145,39 @@ class LocalStore:
         """
         now = self._clock()
         job = rules.new_job(spec, kind, origin, now)
-        group = rules.group_of(job)
         with self._cache.transact():
             meta = self._meta()
             rules.check_room(meta["counts"], self.queue_max)
-            if group is not None:
-
-                def cancel(other_id: str) -> None:
-                    self._cancel_locked(meta, other_id, now, superseded_by=job.id)
-
-                key = "sup:" + group
-                members = rules.supersede(
-                    self._cache.get(key) or [], job.id, self._state_of, cancel if spec.supersede else None
-                )
-                self._cache.set(key, members)
+            self._join_group(meta, job, now, cancel_older=spec.supersede)
             self._enqueue(meta, job)
             self._save(meta, job, None)
             self._cache.set(META, meta)
         return job
+
+    def record_failed(self, spec_data: dict[str, Any], error: str, *, kind: str = "render",
+                      origin: str = "local") -> Job:
+        """A job failed from the start, kept so the user sees why (see JobStore.record_failed)."""
+        now = self._clock()
+        job = rules.failed_job(spec_data, error, kind, origin, now)
+        with self._cache.transact():
+            meta = self._meta()
+            self._join_group(meta, job, now, cancel_older=spec_data.get("supersede") is not False)
+            self._save(meta, job, None)
+            self._cache.set(META, meta)
+        return job
+
+    def _join_group(self, meta: dict[str, Any], job: Job, now: float, cancel_older: bool) -> None:
+        """Add the job to its supersede group, cancelling the group's unfinished jobs unless told not to."""
+        group = rules.group_of(job)
+        if group is None:
+            return
+
+        def cancel(other_id: str) -> None:
+            self._cancel_locked(meta, other_id, now, superseded_by=job.id)
+
+        key = "sup:" + group
+        self._cache.set(key, rules.supersede(self._cache.get(key) or [], job.id, self._state_of,
+                                             cancel if cancel_older else None))
 
     def get(self, job_id: str) -> Job:
         return self._load(job_id)

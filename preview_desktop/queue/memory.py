@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.job import Job, JobState, Progress
 from ..core.spec import JobSpec
@@ -150,20 +150,32 @@ class MemoryStore:
     def submit(self, spec: JobSpec, *, kind: str = "render", origin: str = "local") -> Job:
         now = self._clock()
         job = rules.new_job(spec, kind, origin, now)
-        group = rules.group_of(job)
         with self._op():
             rules.check_room(self._counts, self.queue_max)
-            if group is not None:
-
-                def cancel(other_id: str) -> None:
-                    self._cancel_locked(other_id, now, superseded_by=job.id)
-
-                members = self._groups.get(group, [])
-                cancel_older = cancel if spec.supersede else None
-                self._groups[group] = rules.supersede(members, job.id, self._state_of, cancel_older)
+            self._join_group(job, now, cancel_older=spec.supersede)
             self._enqueue(job)
             self._save(job, None)
         return job
+
+    def record_failed(self, spec_data: dict[str, Any], error: str, *, kind: str = "render",
+                      origin: str = "local") -> Job:
+        now = self._clock()
+        job = rules.failed_job(spec_data, error, kind, origin, now)
+        with self._op():
+            self._join_group(job, now, cancel_older=spec_data.get("supersede") is not False)
+            self._save(job, None)
+        return job
+
+    def _join_group(self, job: Job, now: float, cancel_older: bool) -> None:
+        group = rules.group_of(job)
+        if group is None:
+            return
+
+        def cancel(other_id: str) -> None:
+            self._cancel_locked(other_id, now, superseded_by=job.id)
+
+        self._groups[group] = rules.supersede(self._groups.get(group, []), job.id, self._state_of,
+                                              cancel if cancel_older else None)
 
     def get(self, job_id: str) -> Job:
         with self._lock:

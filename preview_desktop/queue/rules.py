@@ -38,6 +38,25 @@ def new_job(spec: JobSpec, kind: str, origin: str, now: float) -> Job:
     )
 
 
+def failed_job(spec_data: JsonDict, error: str, kind: str, origin: str, now: float) -> Job:
+    """A job failed from the start (what could not be queued: a watched export whose intake failed), keeping
+    whatever of its spec was readable so a retry can run it once it is fixed."""
+    project, priority = spec_data.get("projectId"), spec_data.get("priority")
+    return Job(
+        id=new_job_id(now),
+        project_id=project if isinstance(project, str) and project else "untitled",
+        spec=dict(spec_data),
+        kind=kind,
+        state=JobState.FAILED,
+        priority=max(0, min(10, priority)) if isinstance(priority, int) else 5,
+        created_at=now,
+        updated_at=now,
+        finished_at=now,
+        error=error,
+        origin=origin,
+    )
+
+
 def check_room(counts: dict[str, int], queue_max: int, job_id: str | None = None) -> None:
     """Refuse with QueueFull when `queue_max` jobs wait (queued + retrying); running ones do not count."""
     if counts[JobState.QUEUED.value] + counts[JobState.RETRYING.value] < queue_max:

@@ -48,7 +48,7 @@ from .files import file_digest, json_digest
 log = logging.getLogger("preview_desktop.render")
 
 FORMAT = 2  # bump when an entry's layout changes: old entries then never match
-NON_PIXEL_FIELDS = frozenset({"projectId", "priority", "attempts", "supersede", "dryRun"})
+NON_PIXEL_FIELDS = frozenset({"projectId", "priority", "attempts", "supersede", "dryRun", "watchFolder"})
 MAX_COPIES = 4
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # larger spec files take the normal path (which refuses them)
 SIZE_LIMIT = 256 * 1024**2  # entries are small (a preview.json and some stat lists): this is ~100k entries

@@ -9,7 +9,7 @@ reached. Consumers depend on small Protocols of their own that this class satisf
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -76,6 +76,11 @@ class JobService:
             return self._store.submit(self.intake(source))
 
         return await self._run(intake_and_submit)
+
+    async def record_failure(self, spec_data: Mapping[str, Any], error: str) -> Job:
+        """A failed job for what could not be queued (a watched export whose intake failed): the user sees the
+        reason in the job list instead of a log line nobody reads."""
+        return await self._run(partial(self._store.record_failed, dict(spec_data), error))
 
     async def submit_to_farm(self, source: SpecSource, *, fallback: bool = True) -> FarmSubmission | QueuedLocally:
         """Queue on the farm (any node may run it, this one included).

@@ -25,8 +25,8 @@ from ..core.job import Job, JobState
 from ..core.layout import Layout
 from ..core.submission import PathSource, WireSource
 from ..errors import PreviewError
-from ..settings import Settings
-from .ports import ApiPort, DemoMaker, EnginePort, JobsPort
+from ..settings import Settings, WatchFolder
+from .ports import ApiPort, DemoMaker, EnginePort, JobsPort, WatchPort
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class EngineAdapter(QObject):
         *,
         api: ApiPort | None = None,
         make_demo: DemoMaker | None = None,
+        watch: WatchPort | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -72,6 +73,7 @@ class EngineAdapter(QObject):
         self.layout = Layout(settings.data_dir)
         self.loop = loop
         self._make_demo = make_demo
+        self.watch = watch
         self.status: EngineStatus = engine.status()
         self.counts: dict[str, int] = {}
         self._pending: dict[str, Job] = {}
@@ -282,6 +284,21 @@ class EngineAdapter(QObject):
                 await self._each(moved, self.service.cancel, "move to the farm")
 
         return self.spawn(send(), "sending jobs to the farm")
+
+    # ------------------------------------------------------------------ watch folders
+    def watch_status(self) -> dict[str, str]:
+        """Folder path -> events | polling | unavailable, as the watcher last saw it (empty without one)."""
+        return {s.path: s.mode for s in self.watch.status()} if self.watch is not None else {}
+
+    def set_watch_folders(self, folders: Sequence[WatchFolder], output_defaults: dict[str, Any] | None = None) -> None:
+        """Applied at once: new folders are watched, removed ones dropped (the watcher's thread does the work);
+        new output defaults apply from the next export on."""
+        if self.watch is None:
+            return
+        changed = list(folders) != self.watch.folders()
+        self.watch.set_folders(folders, output_defaults)
+        if changed:
+            self.info.emit(f"Watching {len(folders)} folder(s)" if folders else "No watch folders")
 
     # ------------------------------------------------------------------ reading files off the loop thread
     async def read_in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -363,6 +363,8 @@ def summary_html(job: Job, summary: dict[str, Any] | None) -> str:
     esc = html.escape
     rows: list[tuple[str, str]] = [("Job", job.id), ("Project", job.project_id), ("Timeline", job.label),
                                    ("Created", iso(job.created_at) or ""), ("Finished", iso(job.finished_at) or "—")]
+    if isinstance(job.spec.get("watchFolder"), str):
+        rows.insert(3, ("Watch folder", job.spec["watchFolder"]))
     warnings: list[str] = []
     if summary:
         video = summary.get("video") or {}

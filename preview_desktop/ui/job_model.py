@@ -105,6 +105,12 @@ def short_node(worker: str | None, here: str) -> str:
     return f"{host} (pid {rest.partition(':')[0]})" if rest else host
 
 
+def watch_folder_name(job: Job) -> str:
+    """The folder's name for a job queued by a watch folder (its full path is in the detail pane), else ''."""
+    folder = job.spec.get("watchFolder")
+    return PurePath(folder).name or str(folder) if isinstance(folder, str) else ""
+
+
 @dataclass(frozen=True)
 class Column:
     title: str
@@ -137,6 +143,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("Duration", lambda j, lv, h: fmt_duration(job_duration(j)), lambda j, lv: _opt(job_duration(j)), 68,
            Qt.AlignmentFlag.AlignRight),
     Column("Node", lambda j, lv, h: short_node(j.worker, h), lambda j, lv: j.worker or "", 112),
+    Column("Watch folder", lambda j, lv, h: watch_folder_name(j), lambda j, lv: watch_folder_name(j).casefold(), 120),
 )
 COL = {c.title: i for i, c in enumerate(COLUMNS)}
 _ALIGN = tuple(int(c.align | Qt.AlignmentFlag.AlignVCenter) for c in COLUMNS)

@@ -39,6 +39,7 @@ from .prefs import window_prefs
 from .queue_dialog import FILE_FILTER, QueueDialog, accepted
 from .settings_dialog import SettingsDialog
 from .tray import Tray
+from .watch_notice import WatchNotice
 
 
 class MainWindow(QMainWindow):
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.tray.showWindow.connect(self.bring_to_front)
         self.tray.quitRequested.connect(lambda: self.request_quit(stop_jobs=True))
         self.tray.notified.connect(lambda title, text: self.statusBar().showMessage(f"{title}: {text}", 10000))
+        self.watch_notice = WatchNotice(adapter, self.tray)
 
         adapter.jobsChanged.connect(self._jobs_changed)
         adapter.jobProgress.connect(self.model.set_progress)
@@ -349,12 +351,14 @@ class MainWindow(QMainWindow):
         self.add_files(paths)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self, tokens=self.adapter)
+        dialog = SettingsDialog(self.settings, self, tokens=self.adapter, watch_status=self.adapter.watch_status())
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         self.settings = dialog.updated_settings()
         if "max_concurrency" in dialog.saved and dialog.saved["max_concurrency"] != self.adapter.status.capacity:
             self.adapter.set_concurrency(dialog.saved["max_concurrency"])
+        if "watch" in dialog.saved or "output_defaults" in dialog.saved:
+            self.adapter.set_watch_folders(self.settings.watch, dict(self.settings.output_defaults))
         message = "Settings saved" + ("; some apply after a restart" if dialog.restart_needed() else "")
         self.statusBar().showMessage(message, 8000)
 

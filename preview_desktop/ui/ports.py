@@ -6,14 +6,15 @@ Widgets see none of these: they talk to the adapter only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.events import EngineStatus, Subscriber
 from ..core.farm_status import FarmStatus
 from ..core.job import Job
 from ..core.submission import FarmSubmission, QueuedLocally, SpecSource
+from ..settings import WatchFolder
 
 
 class EnginePort(Protocol):
@@ -57,6 +58,21 @@ class ApiPort(Protocol):
     @property
     def token(self) -> str: ...
     def regenerate_token(self) -> str: ...
+
+
+class WatchedFolder(Protocol):
+    @property
+    def path(self) -> str: ...
+    @property
+    def mode(self) -> str: ...  # events | polling | unavailable
+
+
+class WatchPort(Protocol):
+    """The node's watch folders (watch/watcher.py): the settings dialog edits the list, applied at once."""
+
+    def folders(self) -> list[WatchFolder]: ...
+    def set_folders(self, folders: Sequence[WatchFolder], output_defaults: Mapping[str, Any] | None = None) -> None: ...
+    def status(self) -> Sequence[WatchedFolder]: ...
 
 
 DemoMaker = Callable[[Path], Path]  # writes demo media into a folder, returns the timeline

@@ -6,6 +6,7 @@ the variable named, because the file would not win over them anyway.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,14 @@ from ..api_token import TokenFile
 from ..settings import FIELD_ENV, Settings, write_settings_file
 from .ports import TokenKeeper
 from .queue_dialog import OutputFields
+from .watch_folders import WatchFoldersBox
 
 RESTART_FIELDS = ("data_dir", "queue_max", "media_roots", "redis_url", "api_port")
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None, tokens: TokenKeeper | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None, tokens: TokenKeeper | None = None,
+                 watch_status: Mapping[str, str] | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.tokens: TokenKeeper = tokens if tokens is not None else TokenFile(settings)
@@ -118,15 +121,18 @@ class SettingsDialog(QDialog):
         of = QFormLayout(output)
         self.output = OutputFields(of, dict(settings.output_defaults), self)
 
-        note = QLabel("Renders apply at once. Data folder, queue limit, media folders, farm and API port apply "
-                      "the next time Preview Desktop starts.")
+        self.watch = WatchFoldersBox(settings.watch, settings.output_defaults, status=watch_status,
+                                     locked_by=FIELD_ENV["watch"] if "watch" in forced else "")
+
+        note = QLabel("Renders and watch folders apply at once. Data folder, queue limit, media folders, farm and "
+                      "API port apply the next time Preview Desktop starts.")
         note.setWordWrap(True)
         note.setStyleSheet("color: palette(placeholder-text);")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        for part in (queue, farm, output, note, buttons):
+        for part in (queue, farm, output, self.watch, note, buttons):
             layout.addWidget(part)
 
     def _choose_data_dir(self) -> None:
@@ -157,6 +163,7 @@ class SettingsDialog(QDialog):
             "redis_url": self.redis.text().strip() if self.farm_on.isChecked() else "",
             "api_port": self.api_port.value(),
             "output_defaults": self.output.value(),
+            "watch": self.watch.folders(),
         }
         return {k: v for k, v in values.items() if k not in self.settings.forced}
 
@@ -174,6 +181,8 @@ class SettingsDialog(QDialog):
             changes["max_concurrency"] = self.saved["max_concurrency"]
         if "output_defaults" in self.saved:
             changes["output_defaults"] = self.saved["output_defaults"]
+        if "watch" in self.saved:
+            changes["watch"] = tuple(self.saved["watch"])
         return self.settings.with_overrides(**changes)
 
     def restart_needed(self) -> bool:

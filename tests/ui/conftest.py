@@ -63,7 +63,8 @@ def node(qloop: asyncio.AbstractEventLoop, settings: Settings) -> Iterator[Node]
 def adapter(node: Node, qloop: asyncio.AbstractEventLoop) -> Any:
     from preview_desktop.ui.adapter import EngineAdapter
 
-    adapter = EngineAdapter(node.engine, node.jobs, node.settings, qloop, api=node.api, make_demo=fake_demo)
+    adapter = EngineAdapter(node.engine, node.jobs, node.settings, qloop, api=node.api, make_demo=fake_demo,
+                            watch=node.watch)
     run(qloop, node.start())
     adapter.flush()
     yield adapter

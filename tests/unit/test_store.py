@@ -525,3 +525,17 @@ def test_cancelling_a_retrying_job_drops_its_backoff(store: JobStore, clock: Clo
     clock.now += 3600
     assert store.reap() == [] and store.lease("w", 30) is None
     assert store.get(job.id).state is JobState.CANCELLED
+
+
+def test_a_failed_record_counts_as_failed_and_supersedes(store: JobStore) -> None:
+    """record_failed: what could not be queued (a watched export) is kept as a failed job with its reason."""
+    older = store.submit(make_spec(project="p", timeline="/m/a.otio"))
+    failed = store.record_failed({"projectId": "p", "timeline": "/m/a.otio", "output": {"width": 3}},
+                                 "output.width: must be even")
+    assert failed.state is JobState.FAILED and failed.error == "output.width: must be even"
+    assert store.get(older.id).superseded_by == failed.id
+    assert store.counts()["failed"] == 1 and store.counts()["queued"] == 0
+    assert [j.id for j in store.list_jobs(states=[JobState.FAILED])] == [failed.id]
+    assert store.lease("w1", 30) is None  # never leased, never waiting
+    retried = store.retry(failed.id)  # legal; the boundary refuses the recorded spec again when it runs
+    assert retried.state is JobState.QUEUED
