@@ -46,10 +46,11 @@ def test_only_ui_imports_widgets() -> None:
         assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
 
 
-def test_core_queue_render_import_with_qt_blocked() -> None:
+def _import_with_qt_blocked(*folders: str) -> None:
+    """Import every module of `folders` in a fresh interpreter where Qt cannot be imported at all."""
     modules = sorted(
         "preview_desktop." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
-        for p in _modules("core", "queue", "render")
+        for p in _modules(*folders)
         if p.name != "__init__.py"
     )
     code = (
@@ -59,6 +60,10 @@ def test_core_queue_render_import_with_qt_blocked() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_core_queue_render_import_with_qt_blocked() -> None:
+    _import_with_qt_blocked("core", "queue", "render")
 
 
 # ------------------------------------------------------------------ layering: nothing imports upward
@@ -131,15 +136,4 @@ def test_api_farm_service_import_no_qt_statically() -> None:
 
 
 def test_api_farm_service_import_with_qt_blocked() -> None:
-    modules = sorted(
-        "preview_desktop." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
-        for p in _modules("api", "farm", "service", "watch")
-        if p.name != "__init__.py"
-    )
-    code = (
-        "import sys\n"
-        "for name in ('PySide6', 'pyqtgraph', 'qasync', 'shiboken6'): sys.modules[name] = None\n"
-        f"import importlib\nfor m in {modules!r}: importlib.import_module(m)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    _import_with_qt_blocked("api", "farm", "service", "watch")
