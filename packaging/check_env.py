@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_notices import APP_DIST, ROOT, bundled_distributions  # noqa: E402
+from gen_notices import APP_DIST, ROOT, bundled_distributions
 
 LOCK = ROOT / "requirements" / "release.lock"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
