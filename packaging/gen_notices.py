@@ -118,6 +118,11 @@ SECTIONS = """\
 HOW THIS BUNDLE IS LICENSED - READ THIS FIRST
 =============================================
 
+Preview Desktop itself is licensed under the GNU General Public License, version 3 or (at your option) any
+later version (GPL-3.0-or-later), the source and these bundles alike, WITHOUT ANY WARRANTY. The full text is
+below and in the LICENSE file of the source and of the bundle. Its source: the project's repository, at the tag
+of this version.
+
 Preview Desktop ships as one folder (or .app, or installer) that contains the program, a Python runtime and the
 libraries below. Each component keeps its own licence. Three of them shape what the bundle as a whole may be:
 

@@ -19,11 +19,14 @@ NOTICES_FILE = Path(__file__).resolve().parent / "resources" / "THIRD_PARTY_NOTI
 # Distributions whose versions the About dialog lists (the ones that carry licence obligations or matter in bugs).
 KEY_DISTRIBUTIONS = ("PySide6-Essentials", "av", "opencv-python-headless", "numpy", "opentimelineio", "pyqtgraph")
 
+LICENCE = "GPL-3.0-or-later"
 LICENCE_SUMMARY = (
-    "Preview Desktop bundles third-party software under their own licences: Qt 6 and PySide6 (LGPL-3.0, as "
-    "replaceable shared libraries), FFmpeg inside PyAV built with libx264 and libx265 (GPL-2.0-or-later: the "
-    "bundle as a whole is therefore distributed under GPL-3.0-compatible terms), OpenCV (Apache-2.0), "
-    "OpenTimelineIO (Apache-2.0), numpy (BSD-3-Clause), pyqtgraph (MIT) and others. The full notices follow."
+    "Preview Desktop is free software: you can redistribute it and/or modify it under the terms of the GNU "
+    "General Public License, version 3 or (at your option) any later version (GPL-3.0-or-later); it comes with "
+    "NO WARRANTY. The full licence text is in the notices below. The installers bundle third-party software "
+    "under licences compatible with it: Qt 6 and PySide6 (LGPL-3.0, as replaceable shared libraries), FFmpeg "
+    "inside PyAV built with libx264 and libx265 (GPL-2.0-or-later), OpenCV (Apache-2.0), OpenTimelineIO "
+    "(Apache-2.0), numpy (BSD-3-Clause), pyqtgraph (MIT) and others. The full notices follow."
 )
 
 
@@ -52,6 +55,7 @@ def version_info() -> dict[str, Any]:
         "name": APP_NAME,
         "id": APP_ID,
         "version": __version__,
+        "licence": LICENCE,
         "frozen": bool(getattr(sys, "frozen", False)),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),

@@ -36,7 +36,8 @@ OutputDir=..\..\dist
 OutputBaseFilename=PreviewDesktop-{#AppVersion}-windows-x64-setup
 SetupIconFile=..\..\resources\icons\preview-desktop.ico
 UninstallDisplayIcon={app}\{#AppExe}
-LicenseFile=..\..\preview_desktop\resources\THIRD_PARTY_NOTICES.txt
+; The licence page shows the GPL-3.0 the program and the bundle are distributed under (the notices: Start menu).
+LicenseFile=..\..\LICENSE
 Compression=lzma2/max
 SolidCompression=yes
 WizardStyle=modern
@@ -61,6 +62,7 @@ Source: "{#SourceRoot}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs
 Name: "{group}\{#AppName}"; Filename: "{app}\{#AppExe}"
 Name: "{group}\{#AppName} worker (headless)"; Filename: "{app}\{#CliExe}"; Parameters: "--worker"
 Name: "{group}\Third-party notices"; Filename: "{app}\_internal\THIRD_PARTY_NOTICES.txt"
+Name: "{group}\Licence (GPL-3.0)"; Filename: "{app}\_internal\LICENSE"
 Name: "{autodesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; Tasks: desktopicon
 
 [Registry]

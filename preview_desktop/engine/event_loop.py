@@ -22,8 +22,9 @@ import math
 from contextvars import Context
 from typing import Any
 
-import qasync
 from PySide6.QtCore import Qt, QTimer
+
+from .qasync_core import qasync  # qasync without QtGui/QtWidgets (headless start-up needs no GL)
 
 _IMMEDIATE = 0.0  # "armed for now"; real deadlines are monotonic times, always > 0
 _MIN_CANCELLED_TO_PRUNE = 100

@@ -20,7 +20,7 @@ class AboutDialog(QDialog):
         info = version_info()
         self.setWindowTitle(f"About {info['name']}")
         self.resize(760, 560)
-        title = QLabel(f"<h2>{info['name']} {info['version']}</h2>")
+        title = QLabel(f"<h2>{info['name']} {info['version']}</h2>Licence: {info['licence']}")
         libraries = ", ".join(f"{name} {version}" for name, version in info["libraries"].items())
         how = "installed build" if info["frozen"] else "source checkout"
         details = QLabel(f"Low-resolution previews of edit timelines.<br>Python {info['python']} on "

@@ -38,6 +38,22 @@ def test_notices_name_the_licence_obligations() -> None:
         assert needle in text, needle
     # the GPL consequence is stated plainly, not buried
     assert "THIS BUNDLE AS A WHOLE IS DISTRIBUTED UNDER GPL-COMPATIBLE TERMS" in text
+    # ... and the program's own licence comes first
+    assert "Preview Desktop itself is licensed under the GNU General Public License" in text.split("\n1. ", 1)[0]
+
+
+def test_the_program_is_gpl_3_or_later() -> None:
+    """The owner's decision: GPL-3.0-or-later, source and bundles. pyproject, LICENSE, AppStream and About agree."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'license = "GPL-3.0-or-later"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 3, 29 June 2007" in licence
+    assert "<project_license>GPL-3.0-or-later</project_license>" in (
+        ROOT / "resources" / "com.previewdesktop.PreviewDesktop.metainfo.xml").read_text(encoding="utf-8")
+    assert version_info()["licence"] == "GPL-3.0-or-later"
+    from preview_desktop.about import LICENCE_SUMMARY
+
+    assert "GPL-3.0-or-later" in LICENCE_SUMMARY and "Proprietary" not in pyproject
 
 
 def test_notices_list_the_runtime_dependencies() -> None:
@@ -72,6 +88,7 @@ def test_about_dialog_shows_version_and_notices(qtbot: Any) -> None:
 
     labels = " ".join(label.text() for label in dialog.findChildren(QLabel))
     assert f"Preview Desktop {__version__}" in labels
+    assert "Licence: GPL-3.0-or-later" in labels and "GNU General Public License, version 3" in labels
     text = dialog.notices.toPlainText()
     assert "x264" in text and "LGPL-3.0" in text
     assert dialog.notices.isReadOnly()
