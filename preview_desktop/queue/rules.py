@@ -201,6 +201,10 @@ def cancel(job: Job, now: float, superseded_by: str | None) -> bool:
 
 
 def retry(job: Job, now: float) -> None:
+    """A user's retry: only a failed or cancelled job runs again. A running job's way back to the queue is its
+    lease (released or expired), never a retry: queueing it while its lease lives would run it twice."""
+    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+        raise IllegalTransition(f"cannot retry job {job.id}: it is {job.state.value}", job_id=job.id)
     job.transition(JobState.QUEUED, now)
     job.attempts_made = 0
     job.stalls = 0

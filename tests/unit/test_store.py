@@ -539,3 +539,15 @@ def test_a_failed_record_counts_as_failed_and_supersedes(store: JobStore) -> Non
     assert store.lease("w1", 30) is None  # never leased, never waiting
     retried = store.retry(failed.id)  # legal; the boundary refuses the recorded spec again when it runs
     assert retried.state is JobState.QUEUED
+
+
+def test_only_failed_or_cancelled_jobs_can_be_retried(store: JobStore) -> None:
+    """Retrying a running job would queue it while its lease lives: it would run twice."""
+    job = store.submit(make_spec())
+    with pytest.raises(IllegalTransition, match="cannot retry"):
+        store.retry(job.id)  # queued
+    lease = store.lease("w1", 30)
+    assert lease is not None
+    with pytest.raises(IllegalTransition, match="it is running"):
+        store.retry(job.id)
+    assert store.get(job.id).state is JobState.RUNNING and store.reap() == []
