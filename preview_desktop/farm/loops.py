@@ -37,6 +37,7 @@ class NodeLoops:
         self._describe = describe  # this node as the registry shows it
         self._on_heartbeat = on_heartbeat  # the farm's nodes and queue counts, read at each heartbeat
         self.tasks: list[asyncio.Task[None]] = []
+        self._stopped = False  # checked each round: a cancel that a redis-py call swallowed still ends a loop
 
     def start(self, redis: Redis) -> None:
         loop = asyncio.get_running_loop()
@@ -44,11 +45,12 @@ class NodeLoops:
                       (self._heartbeat_loop(redis), self._cancel_loop(redis), self._progress_loop())]
 
     def cancel(self) -> None:
+        self._stopped = True
         for task in self.tasks:
             task.cancel()
 
     async def _progress_loop(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self._config.progress_interval_s)
             if not self._link.connected:
                 continue
@@ -66,7 +68,7 @@ class NodeLoops:
 
     async def _cancel_loop(self, redis: Redis) -> None:
         """Poll the cancel keys of the jobs running here (one MGET): a request is seen within cancel_poll_s."""
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self._config.cancel_poll_s)
             if not self._running or not self._link.connected:
                 continue
@@ -87,7 +89,7 @@ class NodeLoops:
     async def _heartbeat_loop(self, redis: Redis) -> None:
         """Publish this node and refresh the farm snapshot. Also the link probe while nothing else talks."""
         delays = backoff_delays(self._config)
-        while True:
+        while not self._stopped:
             try:
                 await publish(redis, self._keys, self._describe(), self._config.node_ttl_s)
                 nodes = await read_nodes(redis, self._keys)
