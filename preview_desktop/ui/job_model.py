@@ -83,6 +83,8 @@ def progress_of(job: Job, live: Live | None, now: float | None = None) -> tuple[
         if not frames:
             return 0.0, "starting…"
         text = f"{fraction * 100:.0f}%"
+        if job.farm_id is not None and frame >= frames:
+            return fraction, text + " · fetching files"  # rendered on the farm; its files are on their way
         if fps > 0 and frame < frames:
             text += f" · {fmt_duration((frames - frame) / fps)} left"
         return fraction, text
@@ -103,6 +105,14 @@ def short_node(worker: str | None, here: str) -> str:
         return "this computer"
     host, _, rest = worker.partition(":")
     return f"{host} (pid {rest.partition(':')[0]})" if rest else host
+
+
+def node_text(job: Job, here: str) -> str:
+    """The Node column: where it runs; a farm record is marked "farm" (before a node takes it, "farm" alone)."""
+    node = short_node(job.worker, here)
+    if job.farm_id is None:
+        return node
+    return f"farm · {node}" if node else "farm"
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("Finished", lambda j, lv, h: fmt_time(j.finished_at), lambda j, lv: _opt(j.finished_at), 84),
     Column("Duration", lambda j, lv, h: fmt_duration(job_duration(j)), lambda j, lv: _opt(job_duration(j)), 68,
            Qt.AlignmentFlag.AlignRight),
-    Column("Node", lambda j, lv, h: short_node(j.worker, h), lambda j, lv: j.worker or "", 112),
+    Column("Node", lambda j, lv, h: node_text(j, h), lambda j, lv: (j.farm_id is not None, j.worker or ""), 132),
 )
 COL = {c.title: i for i, c in enumerate(COLUMNS)}
 _ALIGN = tuple(int(c.align | Qt.AlignmentFlag.AlignVCenter) for c in COLUMNS)
@@ -215,6 +225,8 @@ class JobTableModel(QAbstractTableModel):
         lines = [f"{job.project_id} — {job.label}", f"Job {job.id}", f"State: {job.display_state}"]
         if job.superseded_by:
             lines.append(f"Superseded by {job.superseded_by}")
+        if job.farm_id is not None:
+            lines.append(f"Rendered on the farm: farm job {job.farm_id}" + (f" on {job.worker}" if job.worker else ""))
         if job.error:
             lines.append(f"Error: {job.error}")
         return "\n".join(lines)
@@ -278,7 +290,8 @@ class JobTableModel(QAbstractTableModel):
         if job.state is not JobState.RUNNING:
             self._live.pop(job.id, None)
         self._haystack[job.id] = " ".join(
-            filter(None, (job.project_id, job.label, job.id, job.worker, job.error, job.display_state))
+            filter(None, (job.project_id, job.label, job.id, job.worker, job.error, job.display_state,
+                          "farm" if job.farm_id is not None else None))
         ).casefold()
 
     def _remove(self, job_ids: list[str]) -> None:
