@@ -1,0 +1,174 @@
+"""A job the window sends to the farm stays in its job table (issue #13, item 4): the window's node (in process, on
+the farm, paused so it renders nothing itself) follows it as a farm record while a worker subprocess renders it,
+and the preview comes back over the signed links of that worker's API (no shared storage). Real parts:
+redis-server, a worker process with the real renderer, the window offscreen, ffprobe on the fetched file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preview_desktop.core.job import FARM_KIND, Job, JobState
+from preview_desktop.core.submission import WireSource
+from preview_desktop.node import Node
+from preview_desktop.settings import load_settings
+from tests.support.media import make_clip
+from tests.support.qtloop import run
+from tests.support.redis_server import RedisServer
+from tests.ui.conftest import wait_until
+
+from .conftest import NodeProcess
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
+REAL_RENDER = {"PREVIEW_EXTRA_HANDLERS": "", "PREVIEW_API_HOST": "0.0.0.0"}
+
+
+@pytest.fixture
+def farm_window(qloop: asyncio.AbstractEventLoop, qtbot: Any,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
+    """The window on the farm: a real Node (store, engine, farm member, tracker), the adapter and MainWindow."""
+    made: list[tuple[Node, Any, Any]] = []
+
+    def make(redis_url: str) -> Any:
+        from preview_desktop.ui.adapter import EngineAdapter
+        from preview_desktop.ui.main_window import MainWindow
+
+        env = dict(os.environ)
+        env["REDIS_URL"] = redis_url
+        settings = load_settings(env=env).with_overrides(max_concurrency=1, shutdown_grace=2.0)
+        node = Node(settings, qloop, with_api=False)
+        assert node.farm is not None and node.tracker is not None
+        node.tracker.interval = 0.1  # the window polls every second; the test wants to see every state
+        node.tracker.use_paths = False  # as on a machine without shared storage: the links, not the folder
+        adapter = EngineAdapter(node.engine, node.jobs, settings, qloop)
+        run(qloop, node.start())
+        run(qloop, node.jobs.set_paused(True))  # this node takes no work: the worker process renders
+        adapter.flush()
+        window = MainWindow(adapter, settings)
+        window.show()
+        adapter.ready.emit()
+        made.append((node, adapter, window))
+        return window
+
+    yield make
+    for node, adapter, window in made:
+        window._quitting = True
+        window.close()
+        run(qloop, node.stop(grace=1, interrupt=True))
+        adapter.close()
+    gc.collect()
+    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+
+def record(window: Any, job_id: str) -> Job:
+    job = window.adapter.job(job_id)
+    assert job is not None
+    return job
+
+
+def node_column(window: Any, job_id: str) -> str:
+    from preview_desktop.ui.job_model import COL
+
+    model = window.model
+    row = model.row_of(job_id)
+    assert row is not None, "the job left the table"
+    return str(model.data(model.index(row, COL["Node"])))
+
+
+def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_window: Callable[[str], Any],
+    qloop: asyncio.AbstractEventLoop, tmp_path: Path,
+) -> None:
+    make_clip(tmp_path / "a.mp4", seconds=8.0, size=(320, 180))
+    worker = start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
+    window = farm_window(redis_server.url)
+    adapter = window.adapter
+    spec = {"projectId": "farmed", "timeline": {"fps": 25, "clips": [{"source": str(tmp_path / "a.mp4")}]},
+            "output": {"width": 160, "height": 90}}
+    job = run(qloop, adapter.service.submit(WireSource(spec)))
+    wait_until(qloop, lambda: window.model.row_of(job.id) is not None, what="the job in the table")
+    seen: list[tuple[JobState, int, int, str | None]] = []
+    adapter.jobsChanged.connect(lambda updated, removed: seen.extend(
+        (j.state, j.progress.frame, j.progress.frames, j.worker) for j in updated if j.id == job.id))
+
+    run(qloop, adapter.send_to_farm([job.id]))
+    sent = wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.farm_id and j, what="farm id")
+    assert (sent.kind, sent.origin) == (FARM_KIND, "farm")
+    assert window.model.row_of(job.id) is not None and node_column(window, job.id).startswith("farm")
+
+    done = wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state.finished and j,
+                      timeout=120, what="the farm record to finish")
+    assert done.state is JobState.SUCCEEDED, (done.error, worker.log()[-3000:])
+    assert done.result is not None
+    rendered_on = done.result["artifacts"]["nodeId"]
+    assert rendered_on != adapter.worker_id and done.worker == rendered_on
+    running = [s for s in seen if s[0] is JobState.RUNNING and s[2] > 0 and 0 < s[1] < s[2]]
+    assert running, f"never seen running with progress: {seen}"
+    assert any(worker_id == rendered_on for *_, worker_id in running), seen  # the Node column named the worker
+    assert done.result["fetched"]["how"] == "url"
+    assert {"preview.mp4", "preview.json", "poster.jpg"} <= set(done.result["fetched"]["files"])
+    host = rendered_on.partition(":")[0]
+    assert node_column(window, job.id).startswith(f"farm · {host}")
+
+    folder = adapter.layout.preview_dir("farmed", job.id)
+    mp4 = folder / "preview.mp4"
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                            "stream=codec_name,width,height,nb_read_frames", "-of", "json", str(mp4)],
+                           capture_output=True, text=True, timeout=60, check=True)
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 160, 90)
+    assert int(stream["nb_read_frames"]) == 200 == done.result["video"]["frames"]
+    assert json.loads((folder / "preview.json").read_text())["status"] == "succeeded"
+
+    pane = window.detail
+    pane.set_job(window.model.job(job.id))
+    wait_until(qloop, lambda: not pane.loading, what="the detail pane to load the fetched files")
+    assert pane._poster is not None and not pane._poster.isNull()
+    assert pane.play_button.isEnabled() and pane.artifacts is not None and pane.artifacts.video == mp4
+    assert "farm job" in pane.state.text()
+
+
+def test_cancel_from_the_table_stops_the_farm_job(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_window: Callable[[str], Any],
+    qloop: asyncio.AbstractEventLoop,
+) -> None:
+    start_node(redis_server.url, concurrency=1)  # the fake renderer: 60 s of gap, one frame period per frame
+    window = farm_window(redis_server.url)
+    adapter = window.adapter
+    job = run(qloop, adapter.service.submit(WireSource({"projectId": "stopme",
+                                                         "timeline": {"fps": 25, "clips": [{"gap": 60}]}})))
+    wait_until(qloop, lambda: window.model.row_of(job.id) is not None, what="the job in the table")
+    run(qloop, adapter.send_to_farm([job.id]))
+    wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state is JobState.RUNNING
+               and j.progress.frame > 0, timeout=30, what="the farm job running")
+    farm_id = record(window, job.id).farm_id
+    assert farm_id is not None
+
+    window.table.selectRow(window.proxy.mapFromSource(window.model.index(window.model.row_of(job.id), 0)).row())
+    assert [j.id for j in window.selected_jobs()] == [job.id]
+    window.actions_.update_enabled()
+    assert window.actions_.cancel.isEnabled()
+    window.actions_.cancel.trigger()
+
+    done = wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state.finished and j,
+                      timeout=15, what="the record cancelled")
+    assert done.state is JobState.CANCELLED and done.error is not None and "cancelled" in done.error
+    farm = run(qloop, adapter.service.farm_job(farm_id))
+    assert farm is not None and farm["state"] == "failed"
+    assert farm["failedReason"] == "cancelled: cancelled by user"
+    assert farm["progress"]["frame"] < farm["progress"]["frames"]  # stopped mid-render, not run to the end
+    assert window.model.row_of(job.id) is not None and window.model.job(job.id).display_state == "cancelled"
