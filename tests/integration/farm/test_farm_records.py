@@ -11,6 +11,8 @@ import gc
 import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,46 +34,63 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
 REAL_RENDER = {"PREVIEW_EXTRA_HANDLERS": "", "PREVIEW_API_HOST": "0.0.0.0"}
 
 
-@pytest.fixture
-def farm_window(qloop: asyncio.AbstractEventLoop, qtbot: Any,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
-    """The window on the farm: a real Node (store, engine, farm member, tracker), the adapter and MainWindow."""
-    made: list[tuple[Node, Any, Any]] = []
+class FarmWindows:
+    """Windows on the farm: each a real Node (store, engine, farm member, tracker), the adapter and MainWindow, over
+    the test's DATA_DIR (a second one after closing the first is the window restarted)."""
 
-    def make(redis_url: str) -> Any:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.open_now: list[tuple[Node, Any, Any]] = []
+
+    def open(self, redis_url: str) -> Any:
         from preview_desktop.ui.adapter import EngineAdapter
         from preview_desktop.ui.main_window import MainWindow
 
         env = dict(os.environ)
         env["REDIS_URL"] = redis_url
         settings = load_settings(env=env).with_overrides(max_concurrency=1, shutdown_grace=2.0)
-        node = Node(settings, qloop, with_api=False)
+        node = Node(settings, self.loop, with_api=False)
         assert node.farm is not None and node.tracker is not None
         node.tracker.interval = 0.1  # the window polls every second; the test wants to see every state
         node.tracker.use_paths = False  # as on a machine without shared storage: the links, not the folder
-        adapter = EngineAdapter(node.engine, node.jobs, settings, qloop)
-        run(qloop, node.start())
-        run(qloop, node.jobs.set_paused(True))  # this node takes no work: the worker process renders
+        adapter = EngineAdapter(node.engine, node.jobs, settings, self.loop)
+        run(self.loop, node.start())
+        run(self.loop, node.jobs.set_paused(True))  # this node takes no work: the worker process renders
         adapter.flush()
         window = MainWindow(adapter, settings)
         window.show()
         adapter.ready.emit()
-        made.append((node, adapter, window))
+        self.open_now.append((node, adapter, window))
         return window
 
-    yield make
-    for node, adapter, window in made:
-        window._quitting = True
-        window.close()
-        run(qloop, node.stop(grace=1, interrupt=True))
-        adapter.close()
-    gc.collect()
+    def close(self, window: Any) -> None:
+        for entry in [e for e in self.open_now if e[2] is window]:
+            self.open_now.remove(entry)
+            node, adapter, _ = entry
+            window._quitting = True  # closing must not ask questions
+            window.close()
+            stop = self.loop.create_task(node.stop(grace=1, interrupt=True))
+            finished, _ = run(self.loop, asyncio.wait([stop], timeout=30))
+            if not finished:  # say where it hangs rather than hang the suite
+                for task in asyncio.all_tasks(self.loop):
+                    if not task.done():
+                        task.print_stack(limit=6, file=sys.stderr)
+                stop.cancel()
+            adapter.close()
+
+
+@pytest.fixture
+def farm_windows(qloop: asyncio.AbstractEventLoop, qtbot: Any) -> Iterator[FarmWindows]:
+    windows = FarmWindows(qloop)
+    yield windows
+    for _node, _adapter, window in list(windows.open_now):
+        windows.close(window)
+    gc.collect()  # this test's Qt objects go now, on the Qt thread
     pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
     for task in pending:
         task.cancel()
     if pending:
         qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-
 
 
 def record(window: Any, job_id: str) -> Job:
@@ -90,20 +109,22 @@ def node_column(window: Any, job_id: str) -> str:
 
 
 def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
-    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_window: Callable[[str], Any],
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_windows: FarmWindows,
     qloop: asyncio.AbstractEventLoop, tmp_path: Path,
 ) -> None:
-    make_clip(tmp_path / "a.mp4", seconds=8.0, size=(320, 180))
+    # long enough to be seen running: the Node column learns the worker from the farm's node registry (every node
+    # refreshes its entry every second, this node reads them every heartbeat), so a second or three after it starts
+    make_clip(tmp_path / "a.mp4", seconds=48.0, size=(320, 180), audio=False)
     worker = start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
-    window = farm_window(redis_server.url)
+    window = farm_windows.open(redis_server.url)
     adapter = window.adapter
     spec = {"projectId": "farmed", "timeline": {"fps": 25, "clips": [{"source": str(tmp_path / "a.mp4")}]},
-            "output": {"width": 160, "height": 90}}
+            "output": {"width": 320, "height": 180}}
     job = run(qloop, adapter.service.submit(WireSource(spec)))
     wait_until(qloop, lambda: window.model.row_of(job.id) is not None, what="the job in the table")
-    seen: list[tuple[JobState, int, int, str | None]] = []
+    seen: list[tuple[JobState, int, int, str | None, float]] = []
     adapter.jobsChanged.connect(lambda updated, removed: seen.extend(
-        (j.state, j.progress.frame, j.progress.frames, j.worker) for j in updated if j.id == job.id))
+        (j.state, j.progress.frame, j.progress.frames, j.worker, time.monotonic()) for j in updated if j.id == job.id))
 
     run(qloop, adapter.send_to_farm([job.id]))
     sent = wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.farm_id and j, what="farm id")
@@ -118,7 +139,7 @@ def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
     assert rendered_on != adapter.worker_id and done.worker == rendered_on
     running = [s for s in seen if s[0] is JobState.RUNNING and s[2] > 0 and 0 < s[1] < s[2]]
     assert running, f"never seen running with progress: {seen}"
-    assert any(worker_id == rendered_on for *_, worker_id in running), seen  # the Node column named the worker
+    assert any(s[3] == rendered_on for s in running), seen  # the Node column named the worker while it ran
     assert done.result["fetched"]["how"] == "url"
     assert {"preview.mp4", "preview.json", "poster.jpg"} <= set(done.result["fetched"]["files"])
     host = rendered_on.partition(":")[0]
@@ -130,8 +151,8 @@ def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
                             "stream=codec_name,width,height,nb_read_frames", "-of", "json", str(mp4)],
                            capture_output=True, text=True, timeout=60, check=True)
     stream = json.loads(probe.stdout)["streams"][0]
-    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 160, 90)
-    assert int(stream["nb_read_frames"]) == 200 == done.result["video"]["frames"]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 320, 180)
+    assert int(stream["nb_read_frames"]) == 1200 == done.result["video"]["frames"]
     assert json.loads((folder / "preview.json").read_text())["status"] == "succeeded"
 
     pane = window.detail
@@ -143,11 +164,11 @@ def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
 
 
 def test_cancel_from_the_table_stops_the_farm_job(
-    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_window: Callable[[str], Any],
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_windows: FarmWindows,
     qloop: asyncio.AbstractEventLoop,
 ) -> None:
     start_node(redis_server.url, concurrency=1)  # the fake renderer: 60 s of gap, one frame period per frame
-    window = farm_window(redis_server.url)
+    window = farm_windows.open(redis_server.url)
     adapter = window.adapter
     job = run(qloop, adapter.service.submit(WireSource({"projectId": "stopme",
                                                          "timeline": {"fps": 25, "clips": [{"gap": 60}]}})))
@@ -172,3 +193,37 @@ def test_cancel_from_the_table_stops_the_farm_job(
     assert farm["failedReason"] == "cancelled: cancelled by user"
     assert farm["progress"]["frame"] < farm["progress"]["frames"]  # stopped mid-render, not run to the end
     assert window.model.row_of(job.id) is not None and window.model.job(job.id).display_state == "cancelled"
+
+
+def test_a_file_queued_on_the_farm_is_followed_again_by_a_restarted_window(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_windows: FarmWindows,
+    qloop: asyncio.AbstractEventLoop, tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from preview_desktop.ui.queue_dialog import QueueDialog
+
+    clip = make_clip(tmp_path / "b.mp4", seconds=48.0, size=(320, 180), audio=False)
+    start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
+    first = farm_windows.open(redis_server.url)
+    dialog = QueueDialog([clip], first.settings, first)
+    assert dialog.on_farm.isVisibleTo(dialog)  # shown because a farm is configured
+    dialog.on_farm.setChecked(True)
+    options = replace(dialog.options(), output={"width": 320, "height": 180})
+    assert options.on_farm
+    first.queue([clip], options)
+    record = wait_until(qloop, lambda: next((j for j in first.adapter.jobs().values() if j.farm_id), None),
+                        what="the farm record")
+    assert (record.kind, record.origin, record.project_id) == (FARM_KIND, "farm", "b")
+    wait_until(qloop, lambda: (j := first.adapter.job(record.id)) is not None and j.state is JobState.RUNNING,
+               timeout=30, what="the farm job running")
+
+    farm_windows.close(first)  # the editor quits mid-render; the worker renders on
+    second = farm_windows.open(redis_server.url)
+    assert second.model.row_of(record.id) is not None  # the row is back: the record is in the store
+    done = wait_until(qloop, lambda: (j := second.adapter.job(record.id)) is not None and j.state.finished and j,
+                      timeout=120, what="the farm record to finish after the restart")
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert done.result is not None and done.result["fetched"]["how"] == "url"
+    mp4 = second.adapter.layout.preview_dir("b", record.id) / "preview.mp4"
+    assert mp4.stat().st_size > 0
