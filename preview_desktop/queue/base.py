@@ -46,6 +46,7 @@ class FarmUpdate:
     error: str | None = None
     attempts_made: int | None = None
     farm_id: str | None = None
+    superseded_by: str | None = None  # cancelled on the farm by a newer job of its project + timeline
 
 
 @dataclass(frozen=True)

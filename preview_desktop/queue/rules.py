@@ -249,6 +249,8 @@ def mirror(job: Job, update: FarmUpdate, now: float) -> bool:
         job.error = update.error
     if update.attempts_made is not None:
         job.attempts_made = update.attempts_made
+    if update.superseded_by is not None:
+        job.superseded_by = update.superseded_by
     job.updated_at = now
     return adopted
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ POLL_SECONDS = 1.0
 
 # BullMQ's states → the record's (failed is cancelled or failed by its reason; completed waits for the files)
 QUEUED_STATES = frozenset({"waiting", "prioritized", "waiting-children", "paused", "wait"})
+SUPERSEDED_RE = re.compile(r"^cancelled: superseded by job (\S+)$")  # farm/supersede.py's reason
 
 
 class TrackerJobs(Protocol):
@@ -61,9 +63,11 @@ def running_nodes(status: FarmStatus | None) -> dict[str, str]:
     return {job.jobId: node.nodeId for node in status.nodes for job in node.running}
 
 
-def update_for(record: Job, farm: dict[str, Any] | None, nodes: dict[str, str]) -> FarmUpdate | None:
+def update_for(record: Job, farm: dict[str, Any] | None, nodes: dict[str, str],
+               records_by_farm_id: dict[str, str] | None = None) -> FarmUpdate | None:
     """What the record should become, or None when nothing changed (no store write, no event). A completed job
-    is not succeeded here: its files come first (FarmTracker._deliver)."""
+    is not succeeded here: its files come first (FarmTracker._deliver). A farm job superseded by a newer one that
+    a record here follows names that record (the row says "superseded", as for local jobs)."""
     farm_id = str(record.farm_id)
     if farm is None:
         if record.cancel_requested:
@@ -75,8 +79,10 @@ def update_for(record: Job, farm: dict[str, Any] | None, nodes: dict[str, str]) 
     if state == "failed":
         reason = str(farm.get("failedReason") or "failed on the farm")
         cancelled = reason.startswith("cancelled") or record.cancel_requested
+        newer = SUPERSEDED_RE.match(reason)
+        by = (records_by_farm_id or {}).get(newer.group(1), f"farm job {newer.group(1)}") if newer else None
         return FarmUpdate(JobState.CANCELLED if cancelled else JobState.FAILED, error=reason,
-                          attempts_made=attempts)
+                          attempts_made=attempts, superseded_by=by)
     if state == "active":
         update = FarmUpdate(JobState.RUNNING, progress=progress, worker=nodes.get(farm_id),
                             attempts_made=attempts + 1)
@@ -132,13 +138,15 @@ class FarmTracker:
 
     async def poll(self) -> None:
         """One round: read every unfinished record's farm job at once, write what changed."""
-        records = [r for r in self._records() if r.farm_id is not None and not r.state.finished
+        tracked = [r for r in self._records() if r.farm_id is not None]
+        records = [r for r in tracked if not r.state.finished
                    and r.id not in self._delivering and (r.id, r.farm_id) not in self._delivered]
         if not records:
             return
         answers = await asyncio.gather(*(self._jobs.farm_job(str(r.farm_id)) for r in records),
                                        return_exceptions=True)
         nodes = running_nodes(self._jobs.farm_status())
+        by_farm_id = {str(r.farm_id): r.id for r in tracked}
         reachable = False
         for record, answer in zip(records, answers, strict=True):
             if isinstance(answer, FarmUnavailable):
@@ -149,7 +157,7 @@ class FarmTracker:
                             answer)
                 continue
             reachable = True
-            await self._follow(record, answer, nodes)
+            await self._follow(record, answer, nodes, by_farm_id)
         if reachable and self._away:
             self._away = False
             log.info("farm tracker: the farm is back; farm records catch up")
@@ -159,11 +167,12 @@ class FarmTracker:
             self._away = True
             log.warning("farm tracker: %s; farm records keep their last state until it is back", exc)
 
-    async def _follow(self, record: Job, farm: dict[str, Any] | None, nodes: dict[str, str]) -> None:
+    async def _follow(self, record: Job, farm: dict[str, Any] | None, nodes: dict[str, str],
+                      by_farm_id: dict[str, str]) -> None:
         if farm is not None and farm.get("state") == "completed":
             self._delivering[record.id] = asyncio.get_running_loop().create_task(self._deliver(record, farm))
             return
-        update = update_for(record, farm, nodes)
+        update = update_for(record, farm, nodes, by_farm_id)
         if update is not None:
             await self._mirror(record.id, update)
 

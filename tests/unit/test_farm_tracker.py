@@ -180,8 +180,14 @@ def test_what_the_farm_says_becomes_the_record(service: JobService, store: Memor
     assert running.progress is not None and (running.progress.frame, running.progress.fraction) == (5, 0.5)
     retrying = update_for(record, {**farm, "state": "delayed", "attemptsMade": 1}, {})
     assert retrying is not None and retrying.state is JobState.RETRYING
-    cancelled = update_for(record, {**farm, "state": "failed", "failedReason": "cancelled: superseded by job 9"}, {})
+    cancelled = update_for(record, {**farm, "state": "failed", "failedReason": "cancelled: superseded by job 9"}, {},
+                           {"9": "20261130-120000-0000beef"})
     assert cancelled is not None and cancelled.state is JobState.CANCELLED and "superseded" in str(cancelled.error)
+    assert cancelled.superseded_by == "20261130-120000-0000beef"  # the row that replaced it
+    elsewhere = update_for(record, {**farm, "state": "failed", "failedReason": "cancelled: superseded by job 12"}, {})
+    assert elsewhere is not None and elsewhere.superseded_by == "farm job 12"
+    store.mirror(record.id, elsewhere)
+    assert store.get(record.id).display_state == "superseded"
     failed = update_for(record, {**farm, "state": "failed", "failedReason": "clip 'a.mp4': cannot decode"}, {})
     assert failed is not None and failed.state is JobState.FAILED and failed.error == "clip 'a.mp4': cannot decode"
     gone = update_for(record, None, {})

@@ -136,3 +136,11 @@ def test_records_written_before_farm_ids_existed_still_load() -> None:
     del record["farm_id"]
     job = Job.from_record(record)
     assert job.farm_id is None and job.to_wire()["farmId"] is None
+
+
+def test_a_record_superseded_on_the_farm_reads_superseded(store: JobStore) -> None:
+    older, newer = sent(store, "30", "/cut.otio"), sent(store, "31", "/cut.otio")
+    assert store.get(older.id).state is JobState.QUEUED  # records do not supersede each other here: the farm does
+    done = store.mirror(older.id, FarmUpdate(JobState.CANCELLED, error="cancelled: superseded by job 31",
+                                             superseded_by=newer.id))
+    assert done.display_state == "superseded" and store.get(older.id).superseded_by == newer.id
