@@ -163,7 +163,7 @@ def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
     assert "farm job" in pane.state.text()
 
 
-def test_cancel_from_the_table_stops_the_farm_job(
+def test_cancel_and_retry_from_the_table_act_on_the_farm_job(
     redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_windows: FarmWindows,
     qloop: asyncio.AbstractEventLoop,
 ) -> None:
@@ -193,6 +193,18 @@ def test_cancel_from_the_table_stops_the_farm_job(
     assert farm["failedReason"] == "cancelled: cancelled by user"
     assert farm["progress"]["frame"] < farm["progress"]["frames"]  # stopped mid-render, not run to the end
     assert window.model.row_of(job.id) is not None and window.model.job(job.id).display_state == "cancelled"
+
+    window.actions_.update_enabled()
+    assert window.actions_.retry.isEnabled()
+    window.actions_.retry.trigger()  # retry resubmits it to the farm: a new farm job, the same row
+    again = wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state is JobState.RUNNING
+                       and j.farm_id != farm_id and j.progress.frame > 0 and j, timeout=30, what="the retry running")
+    assert again.farm_id is not None and again.attempts_made == 1 and again.error is None
+    rerun = run(qloop, adapter.service.farm_job(again.farm_id))
+    assert rerun is not None and rerun["state"] == "active"
+    run(qloop, adapter.cancel([job.id]))
+    wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state is JobState.CANCELLED,
+               timeout=15, what="the retry cancelled")
 
 
 def test_a_file_queued_on_the_farm_is_followed_again_by_a_restarted_window(
