@@ -239,3 +239,31 @@ def test_a_file_queued_on_the_farm_is_followed_again_by_a_restarted_window(
     assert done.result is not None and done.result["fetched"]["how"] == "url"
     mp4 = second.adapter.layout.preview_dir("b", record.id) / "preview.mp4"
     assert mp4.stat().st_size > 0
+
+
+def test_farm_records_keep_their_state_through_a_redis_outage_and_catch_up(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_windows: FarmWindows,
+    qloop: asyncio.AbstractEventLoop, tmp_path: Path,
+) -> None:
+    clip = make_clip(tmp_path / "c.mp4", seconds=48.0, size=(320, 180), audio=False)
+    start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
+    window = farm_windows.open(redis_server.url)
+    adapter = window.adapter
+    spec = {"projectId": "outage", "timeline": {"fps": 25, "clips": [{"source": str(clip)}]},
+            "output": {"width": 320, "height": 180}}
+    job = run(qloop, adapter.service.submit(WireSource(spec)))
+    wait_until(qloop, lambda: window.model.row_of(job.id) is not None, what="the job in the table")
+    run(qloop, adapter.send_to_farm([job.id]))
+    wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state is JobState.RUNNING
+               and j.progress.frame > 0, timeout=30, what="the farm job running")
+
+    redis_server.kill()
+    run(qloop, asyncio.sleep(3.0))  # the window goes on; its tracker cannot read the farm
+    during = record(window, job.id)
+    assert during.state is JobState.RUNNING and during.error is None  # kept, not failed
+    redis_server.restart()
+
+    done = wait_until(qloop, lambda: (j := adapter.job(job.id)) is not None and j.state.finished and j,
+                      timeout=120, what="the record to catch up")
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert (adapter.layout.preview_dir("outage", job.id) / "preview.mp4").stat().st_size > 0
