@@ -20,6 +20,7 @@ from .farm.member import FarmMember
 from .queue.base import JobStore
 from .queue.local import LocalStore
 from .render.renderer import RenderHandler
+from .service.farm_tracker import FarmTracker
 from .service.jobs import JobService
 from .settings import Settings
 from .watch.watcher import Watcher
@@ -87,6 +88,10 @@ class Node:
             self.components.insert(0, self.api)  # listening before the farm advertises its address
             if self.farm is not None:
                 self.farm.api = self.api
+        self.tracker: FarmTracker | None = None  # farm records follow their farm jobs (service/farm_tracker.py)
+        if self.farm is not None:
+            self.tracker = FarmTracker(self.jobs, self.layout, lambda: self.engine.jobs.values())
+            self.components.append(self.tracker)
         self.watch: Watcher | None = None  # watch folders (issue #18); started last: it queues through the service
         if with_watch:
             self.watch = Watcher(self.jobs, settings.watch, settings.data_dir / "watch",

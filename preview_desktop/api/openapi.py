@@ -67,6 +67,7 @@ JOB_SCHEMA: dict[str, Any] = {
         "cancelRequested": {"type": "boolean"},
         "supersededBy": _nullable("string"),
         "origin": {"type": "string"},
+        "farmId": _nullable("string", description="a farm record: the BullMQ id of the farm job it follows"),
         "spec": {"type": "object", "description": "the validated spec, every field present"},
     },
 }

@@ -48,6 +48,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 DEFAULT_KIND = "render"
+# A local record of a job that runs on the farm: no handler has this kind, so no engine ever leases it; its state
+# is the farm's, written by the farm tracker (service/farm_tracker.py) through JobStore.mirror.
+FARM_KIND = "farm"
 
 
 def check_transition(job_id: str, current: JobState, target: JobState) -> None:
@@ -104,6 +107,7 @@ class Job:
     superseded_by: str | None = None
     origin: str = "local"  # "local" or "farm"
     queue_seq: int = 0  # which queue entry is current (older entries are stale after re-prioritising)
+    farm_id: str | None = None  # a farm record (kind FARM_KIND): the BullMQ id of the farm job it follows
 
     @property
     def display_state(self) -> str:
@@ -174,6 +178,7 @@ class Job:
             "cancelRequested": self.cancel_requested,
             "supersededBy": self.superseded_by,
             "origin": self.origin,
+            "farmId": self.farm_id,
             "spec": self.spec,
         }
 

@@ -23,7 +23,7 @@ from ..core.farm_status import FarmJobInfo
 from ..core.handler import JobContext, ProgressFn, SpecIntake
 from ..core.intake import prepare_wire_spec
 from ..core.job import Job, JobState, new_job_id
-from ..core.layout import Layout
+from ..core.layout import ARTIFACT_NAMES, Layout
 from ..core.spec import JobSpec
 from ..engine.boundary import Outcome
 from ..engine.slots import SlotRun
@@ -226,17 +226,21 @@ class FarmRunner:
         if isinstance(attempts, int) and not isinstance(attempts, bool):
             default_retry(job, max(1, min(20, attempts)), self._config.default_backoff_ms)
 
-    def _artifacts(self, run: FarmRun) -> dict[str, str | None]:
-        """Where the artifacts are: this node, the folder, and a signed URL when the API is reachable off-host."""
+    def _artifacts(self, run: FarmRun) -> dict[str, Any]:
+        """Where the artifacts are: this node, the folder, and signed URLs when the API is reachable off-host
+        (`url` for preview.mp4; `files` for every artifact name, so a node without shared storage can fetch the
+        poster, thumbnails and preview.json too — a name the render did not write answers 404)."""
         path: str | None = None
         project = run.ctx.job.project_id
         with contextlib.suppress(Exception):
             path = str(self._layout.preview_path(project, run.local_id))
+        files = self._signed_urls(run.local_id)
         return {"nodeId": self._node_id, "host": self._host, "jobId": run.local_id, "path": path,
-                "url": self._signed_url(run.local_id)}
+                "url": files.get("preview.mp4") if files else None, "files": files}
 
-    def _signed_url(self, local_id: str) -> str | None:
+    def _signed_urls(self, local_id: str) -> dict[str, str] | None:
         api = self.api
         if api is None or self._settings.api_host in LOOPBACK:
             return None
-        return api.signed_artifact_url(local_id, "preview.mp4")
+        urls = {name: api.signed_artifact_url(local_id, name) for name in ARTIFACT_NAMES}
+        return {name: url for name, url in urls.items() if url is not None} or None

@@ -33,6 +33,23 @@ class HeartbeatReply:
 
 
 @dataclass(frozen=True)
+class FarmUpdate:
+    """What the farm says of a job a farm record follows (JobStore.mirror). None leaves a field as it is.
+
+    `farm_id` set and new: the record starts following that farm job — a waiting local job becomes a farm record
+    (it leaves the local queue and its supersede group), or a finished farm record is resubmitted (retry)."""
+
+    state: JobState
+    progress: Progress | None = None
+    worker: str | None = None
+    result: JsonDict | None = None
+    error: str | None = None
+    attempts_made: int | None = None
+    farm_id: str | None = None
+    superseded_by: str | None = None  # cancelled on the farm by a newer job of its project + timeline
+
+
+@dataclass(frozen=True)
 class Changes:
     rev: int
     job_ids: tuple[str, ...] | None  # None: the reader fell too far behind and should reload everything
@@ -104,6 +121,13 @@ class JobStore(Protocol):
 
     def retry(self, job_id: str) -> Job:
         """Queue a failed or cancelled job again with fresh attempts."""
+        ...
+
+    def mirror(self, job_id: str, update: FarmUpdate) -> Job:
+        """Write the farm's view of a farm record (state, progress, node, result or error), every state change
+        checked against the state machine (a step the poll missed is walked through: queued → running →
+        succeeded). A finished record stays finished unless a new `farm_id` resubmits it. IllegalTransition for
+        a job that is not a farm record (and is not a waiting job being sent to the farm)."""
         ...
 
     def set_priority(self, job_id: str, priority: int) -> Job:

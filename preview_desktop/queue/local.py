@@ -31,7 +31,7 @@ from ..core.job import Job, JobState, Progress
 from ..core.spec import JobSpec
 from ..errors import JobNotFound, StoreUnavailable
 from . import rules
-from .base import Changes, HeartbeatReply, JsonDict, Lease, StoreWatch
+from .base import Changes, FarmUpdate, HeartbeatReply, JsonDict, Lease, StoreWatch
 from .rules import LOG_KEEP, MAX_STALLS, RETRY_BASE_SECONDS
 from .watch import StoreWatcher
 
@@ -374,6 +374,23 @@ class LocalStore:
             previous = job.state
             rules.retry(job, now)
             self._enqueue(meta, job)
+            self._save(meta, job, previous)
+            self._cache.set(META, meta)
+        return job
+
+    def mirror(self, job_id: str, update: FarmUpdate) -> Job:
+        """Write the farm's view of a farm record (rules.mirror); a job sent to the farm leaves the local queue."""
+        now = self._clock()
+        with self._cache.transact():
+            meta = self._meta()
+            job = self._load(job_id)
+            previous = job.state
+            if rules.mirror(job, update, now):
+                meta["delayed"].pop(job_id, None)
+                group = rules.group_of(job)
+                if group is not None:
+                    key = "sup:" + group
+                    self._cache.set(key, [i for i in self._cache.get(key) or [] if i != job_id])
             self._save(meta, job, previous)
             self._cache.set(META, meta)
         return job

@@ -23,7 +23,7 @@ from ..core.job import Job, JobState, Progress
 from ..core.spec import JobSpec
 from ..errors import JobNotFound
 from . import rules
-from .base import Changes, HeartbeatReply, JsonDict, Lease, StoreWatch
+from .base import Changes, FarmUpdate, HeartbeatReply, JsonDict, Lease, StoreWatch
 from .rules import LOG_KEEP, MAX_STALLS, RETRY_BASE_SECONDS
 
 if TYPE_CHECKING:
@@ -318,6 +318,19 @@ class MemoryStore:
             previous = job.state
             rules.retry(job, now)
             self._enqueue(job)
+            self._save(job, previous)
+        return job
+
+    def mirror(self, job_id: str, update: FarmUpdate) -> Job:
+        now = self._clock()
+        with self._op():
+            job = self._load(job_id)
+            previous = job.state
+            if rules.mirror(job, update, now):
+                self._delayed.pop(job_id, None)
+                group = rules.group_of(job)
+                if group is not None and group in self._groups:
+                    self._groups[group] = [i for i in self._groups[group] if i != job_id]
             self._save(job, previous)
         return job
 

@@ -11,11 +11,11 @@ import secrets
 from collections.abc import Callable, Iterable
 
 from ..core.ids import supersede_group
-from ..core.job import FINISHED_STATES, Job, JobState, Progress, new_job_id
+from ..core.job import FARM_KIND, FINISHED_STATES, TRANSITIONS, Job, JobState, Progress, new_job_id
 from ..core.process import worker_is_dead_here
 from ..core.spec import JobSpec
 from ..errors import IllegalTransition, JobNotFound, QueueFull
-from .base import Changes, JobStore, JsonDict
+from .base import Changes, FarmUpdate, JobStore, JsonDict
 
 LOG_KEEP = 4000  # change-log entries kept; a reader further behind reloads everything
 RETRY_BASE_SECONDS = 2.0
@@ -211,6 +211,71 @@ def retry(job: Job, now: float) -> None:
     job.superseded_by = None
     job.progress = Progress()
     job.finished_at = None
+
+
+def steps_to(current: JobState, target: JobState) -> list[JobState]:
+    """The shortest walk the state machine allows from `current` to `target` through unfinished states (a farm
+    poll can miss a state: a job seen queued may be succeeded by the next poll, which is queued → running →
+    succeeded). IllegalTransition when there is none."""
+    paths: dict[JobState, list[JobState]] = {current: []}
+    frontier = [current]
+    while frontier and target not in paths:
+        nxt = []
+        for state in frontier:
+            if state.finished and state is not current:
+                continue
+            for step in sorted(TRANSITIONS[state], key=lambda s: s.value):
+                if step not in paths:
+                    paths[step] = [*paths[state], step]
+                    nxt.append(step)
+        frontier = nxt
+    if target not in paths:
+        raise IllegalTransition(f"cannot move a job from {current.value} to {target.value}")
+    return paths[target]
+
+
+def mirror(job: Job, update: FarmUpdate, now: float) -> bool:
+    """Write the farm's view of a farm record. True when the job just started following a farm job (it leaves
+    the local queue, its retry timer and its supersede group: a farm job and a local one do not supersede each
+    other). A finished record stays as it is unless a new farm id resubmits it."""
+    adopted = update.farm_id is not None and update.farm_id != job.farm_id
+    if adopted:
+        if job.farm_id is None:  # a waiting local job (or a fresh farm record) goes to the farm
+            if not job.state.waiting:
+                raise IllegalTransition(f"cannot send job {job.id} to the farm: it is {job.state.value}",
+                                        job_id=job.id)
+            if job.state is JobState.RETRYING:
+                job.transition(JobState.QUEUED, now)
+        elif job.state in (JobState.FAILED, JobState.CANCELLED):  # resubmitted (retry)
+            retry(job, now)
+        else:
+            raise IllegalTransition(f"job {job.id} already follows farm job {job.farm_id} ({job.state.value})",
+                                    job_id=job.id)
+        job.kind, job.origin, job.farm_id = FARM_KIND, "farm", update.farm_id
+        job.queue_seq = 0  # no local queue entry is current (they start at 1): the engine never sees it again
+        job.attempts_made, job.worker, job.error, job.traceback, job.not_before = 0, None, None, None, None
+    elif job.kind != FARM_KIND or job.farm_id is None:
+        raise IllegalTransition(f"job {job.id} is not on the farm", job_id=job.id)
+    if job.state.finished and update.state is not job.state:
+        raise IllegalTransition(f"job {job.id} is {job.state.value}; the farm's {update.state.value} comes too late",
+                                job_id=job.id)
+    if update.state is not job.state:
+        for step in steps_to(job.state, update.state):
+            job.transition(step, now)
+    if update.progress is not None:
+        job.progress = update.progress
+    if update.worker is not None:
+        job.worker = update.worker
+    if update.result is not None:
+        job.result = update.result
+    if update.error is not None:
+        job.error = update.error
+    if update.attempts_made is not None:
+        job.attempts_made = update.attempts_made
+    if update.superseded_by is not None:
+        job.superseded_by = update.superseded_by
+    job.updated_at = now
+    return adopted
 
 
 def set_priority(job: Job, priority: int, now: float) -> None:

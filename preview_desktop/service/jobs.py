@@ -16,12 +16,12 @@ from typing import Any, Protocol, TypeVar
 
 from ..core.farm_status import FarmStatus
 from ..core.intake import prepare_spec, prepare_wire_spec
-from ..core.job import Job, JobState
+from ..core.job import FARM_KIND, Job, JobState
 from ..core.pathmap import PathMap
 from ..core.spec import JobSpec
-from ..core.submission import FarmSubmission, PathSource, QueuedLocally, SpecSource
-from ..errors import FarmDisabled, FarmUnavailable, QueueFull
-from ..queue.base import JobStore
+from ..core.submission import FarmSubmission, PathSource, QueuedLocally, SpecSource, WireSource
+from ..errors import FarmDisabled, FarmUnavailable, IllegalTransition, PreviewError, QueueFull
+from ..queue.base import FarmUpdate, JobStore
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -92,11 +92,7 @@ class JobService:
         farm = self._farm_or_refuse()
         spec = await self._run(partial(self.intake, source))
         try:
-            waiting = await farm.waiting()
-            if waiting >= self._queue_max:
-                raise QueueFull(f"the farm queue is full ({waiting} waiting; PREVIEW_QUEUE_MAX is "
-                                f"{self._queue_max}); try again later")
-            job_id = await farm.submit(spec)
+            job_id = await self._farm_submit(farm, spec)
         except FarmUnavailable as exc:
             if not fallback:
                 raise
@@ -104,6 +100,89 @@ class JobService:
             log.info("%s: job %s queued locally instead", exc, job.id)
             return QueuedLocally(job, str(exc))
         return FarmSubmission(job_id, await farm.state(job_id))
+
+    async def _farm_submit(self, farm: FarmPort, spec: JobSpec) -> str:
+        waiting = await farm.waiting()
+        if waiting >= self._queue_max:
+            raise QueueFull(f"the farm queue is full ({waiting} waiting; PREVIEW_QUEUE_MAX is "
+                            f"{self._queue_max}); try again later")
+        return await farm.submit(spec)
+
+    # ------------------------------------------------------------------ farm records: local jobs that run on the farm
+    async def submit_tracked(self, source: SpecSource) -> Job:
+        """Queue on the farm and keep a farm record here, so the window follows it like a local job (the farm
+        tracker mirrors its state and fetches its files when it is done). With the farm's Redis unreachable the
+        job is queued locally instead (a plain local job: nothing is lost). As queueing it here would, the record
+        supersedes older local jobs of its project and timeline; it then leaves their supersede group."""
+        farm = self._farm_or_refuse()
+        spec = await self._run(partial(self.intake, source))
+        try:
+            farm_id = await self._farm_submit(farm, spec)
+        except FarmUnavailable as exc:
+            job = await self._run(partial(self._store.submit, spec))
+            log.info("%s: job %s queued locally instead", exc, job.id)
+            return job
+        try:
+            job = await self._run(partial(self._store.submit, spec, kind=FARM_KIND, origin="farm"))
+            return await self._follow(job.id, farm_id)
+        except PreviewError:
+            await self._withdraw(farm, farm_id, "its local record could not be stored")
+            raise
+
+    async def send_to_farm(self, job_id: str) -> Job:
+        """A waiting local job goes to the farm and stays here, same id, as its farm record (converted in place:
+        it leaves the local queue, so it cannot also run here). With the farm away it stays queued here
+        (FarmUnavailable). If this node's engine started it first, the farm job is withdrawn again."""
+        farm = self._farm_or_refuse()
+        job = await self.get(job_id)
+        if not job.state.waiting or job.farm_id is not None:
+            raise IllegalTransition(f"cannot send job {job_id} to the farm: it is {job.display_state}"
+                                    + (" on the farm" if job.farm_id is not None else ""), job_id=job_id)
+        spec = await self._run(partial(self.intake, WireSource(job.spec)))
+        farm_id = await self._farm_submit(farm, spec)
+        try:
+            return await self._follow(job_id, farm_id)
+        except PreviewError:
+            await self._withdraw(farm, farm_id, "its local job started here first")
+            raise
+
+    async def mirror(self, job_id: str, update: FarmUpdate) -> Job:
+        """The farm tracker writes what the farm says of a farm record (JobStore.mirror)."""
+        return await self._run(partial(self._store.mirror, job_id, update))
+
+    async def _follow(self, job_id: str, farm_id: str) -> Job:
+        return await self.mirror(job_id, FarmUpdate(JobState.QUEUED, farm_id=farm_id))
+
+    @staticmethod
+    async def _withdraw(farm: FarmPort, farm_id: str, why: str) -> None:
+        try:
+            await farm.cancel(farm_id, why)
+        except PreviewError as exc:
+            log.warning("farm job %s could not be withdrawn (%s): %s", farm_id, why, exc)
+
+    async def _cancel_farm_record(self, job: Job) -> Job:
+        """Cancel the farm job first (a queued one is removed, a running one is stopped by its node); the record
+        is cancelled now, or marked "cancelling" until the tracker sees the farm job end."""
+        assert job.farm_id is not None
+        if job.state.finished:
+            return await self._run(partial(self._store.cancel, job.id))  # refused by the state machine
+        result = await self._farm_or_refuse().cancel(job.farm_id, "cancelled by user")
+        if result == "finished":
+            return job  # it ended meanwhile: the tracker mirrors how
+        return await self._run(partial(self._store.cancel, job.id))
+
+    async def _retry_farm_record(self, job: Job) -> Job:
+        """Retry resubmits to the farm: a new farm job, the same record (fresh attempts)."""
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise IllegalTransition(f"cannot retry job {job.id}: it is {job.state.value}", job_id=job.id)
+        farm = self._farm_or_refuse()
+        spec = await self._run(partial(self.intake, WireSource(job.spec)))
+        farm_id = await self._farm_submit(farm, spec)
+        try:
+            return await self._follow(job.id, farm_id)
+        except PreviewError:
+            await self._withdraw(farm, farm_id, "its local record could not be retried")
+            raise
 
     # ------------------------------------------------------------------ local jobs
     async def get(self, job_id: str) -> Job:
@@ -117,10 +196,18 @@ class JobService:
         return await self._run(self._store.counts)
 
     async def cancel(self, job_id: str) -> Job:
-        """A waiting job is cancelled now; a running one is asked to stop (it stays running until it does)."""
+        """A waiting job is cancelled now; a running one is asked to stop (it stays running until it does).
+        A farm record's farm job is cancelled on the farm."""
+        job = await self.get(job_id)
+        if job.farm_id is not None:
+            return await self._cancel_farm_record(job)
         return await self._run(partial(self._store.cancel, job_id))
 
     async def retry(self, job_id: str) -> Job:
+        """A failed or cancelled job runs again; a farm record is resubmitted to the farm."""
+        job = await self.get(job_id)
+        if job.farm_id is not None:
+            return await self._retry_farm_record(job)
         return await self._run(partial(self._store.retry, job_id))
 
     async def set_priority(self, job_id: str, priority: int) -> Job:

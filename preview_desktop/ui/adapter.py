@@ -23,7 +23,7 @@ from ..core.farm_status import FarmStatus
 from ..core.intake import project_id_from_name
 from ..core.job import Job, JobState
 from ..core.layout import Layout
-from ..core.submission import PathSource, WireSource
+from ..core.submission import PathSource
 from ..errors import PreviewError
 from ..settings import Settings, WatchFolder
 from .ports import ApiPort, DemoMaker, EnginePort, JobsPort, WatchPort
@@ -35,11 +35,13 @@ MEDIA_SUFFIXES = (".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm", ".mts
 
 @dataclass
 class SubmitOptions:
-    """What the queue dialog asks for; `projectId` None means "from the file name"."""
+    """What the queue dialog asks for; `projectId` None means "from the file name"; `on_farm`: render on the
+    farm, followed here as a farm record."""
 
     project_id: str | None = None
     output: dict[str, Any] = field(default_factory=dict)
     priority: int = 5
+    on_farm: bool = False
 
 
 class EngineAdapter(QObject):
@@ -246,7 +248,10 @@ class EngineAdapter(QObject):
                                      "projectId": options.project_id or project_id_from_name(Path(path).name)}
         if options.output:
             overrides["output"] = dict(options.output)
-        return await self.service.submit(PathSource(path, Path.cwd(), overrides))
+        source = PathSource(path, Path.cwd(), overrides)
+        if options.on_farm and self.service.farm_status() is not None:
+            return await self.service.submit_tracked(source)
+        return await self.service.submit(source)
 
     def render_demo(self, options: SubmitOptions | None = None) -> asyncio.Task[Any]:
         """Make the demo media off the loop thread, then queue it."""
@@ -272,18 +277,11 @@ class EngineAdapter(QObject):
                           f"cancelling farm job {job_id}")
 
     def send_to_farm(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
-        """Each selected local job that has not started goes to the farm; its local copy is cancelled."""
-        jobs = [j for i in job_ids if (j := self.engine.jobs.get(i)) is not None and j.state.waiting]
-
-        async def send() -> None:
-            moved: list[str] = []
-            for job in jobs:  # they are queued here already: with the farm away they simply stay (no fallback)
-                await self.service.submit_to_farm(WireSource(job.spec), fallback=False)
-                moved.append(job.id)
-            if moved:
-                await self._each(moved, self.service.cancel, "move to the farm")
-
-        return self.spawn(send(), "sending jobs to the farm")
+        """Each selected local job that has not started goes to the farm and stays in the table, same row, as a
+        farm record (the farm tracker follows it). With the farm away they stay queued here (they are already)."""
+        ids = [i for i in job_ids if (j := self.engine.jobs.get(i)) is not None and j.state.waiting
+               and j.farm_id is None]
+        return self.spawn(self._each(ids, self.service.send_to_farm, "send to the farm"), "sending jobs to the farm")
 
     # ------------------------------------------------------------------ watch folders
     def watch_status(self) -> dict[str, str]:

@@ -256,6 +256,10 @@ class DetailPane(QWidget):
                 return
 
     def _placeholder(self, job: Job) -> str:
+        if job.farm_id is not None and job.state is JobState.QUEUED:
+            return "Waiting for a farm node"
+        if job.farm_id is not None and job.state is JobState.RUNNING:
+            return "Rendering on the farm…"
         return {
             JobState.QUEUED: "Waiting for a render slot",
             JobState.RUNNING: "Rendering…",
@@ -281,6 +285,8 @@ class DetailPane(QWidget):
             bits.append(fmt_duration(duration))
         if job.superseded_by:
             bits.append(f"superseded by {job.superseded_by}")
+        if job.farm_id is not None:
+            bits.append(f"farm job {job.farm_id}" + (f" on {job.worker.partition(':')[0]}" if job.worker else ""))
         self.state.setText(
             f"<span style='background:{color}; color:white; border-radius:4px; padding:1px 6px;'>"
             f"&nbsp;{html.escape(state)}&nbsp;</span>&nbsp;&nbsp;"

@@ -2,7 +2,8 @@
 
 It reads only FarmStatus snapshots from the adapter (refreshed every farm heartbeat and on every link change) and
 acts through the adapter: no Redis here, and no timer of its own.
-Farm jobs do not appear in the local job table: the farm's record is Redis, shown here.
+Jobs sent from this window (or queued "on the farm") stay in the job table as farm records, marked "farm" in the
+Node column (service/farm_tracker.py follows them); the farm's other jobs are shown here only.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class FarmView(QWidget):
         self.cancel_button.setToolTip("Stop the selected farm job on whichever node runs it")
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.send_button = QPushButton("Send selected to farm", self)
-        self.send_button.setToolTip("Render the jobs selected in the job table on the farm instead of here")
+        self.send_button.setToolTip("Render the jobs selected in the job table on the farm instead of here; they stay "
+                                    "in the table and their previews come back here")
         self.send_button.clicked.connect(self.send_selected)
         buttons = QHBoxLayout()
         buttons.addWidget(self.cancel_button)
@@ -131,7 +133,7 @@ class FarmView(QWidget):
             self.adapter.cancel_farm_job(job_id)
 
     def send_selected(self) -> None:
-        """Each selected local job that has not started goes to the farm; its local copy is cancelled."""
+        """Each selected local job that has not started goes to the farm and stays in the table as a farm record."""
         jobs = self.selected_jobs()
         if jobs:
             self.adapter.send_to_farm([job.id for job in jobs])

@@ -83,6 +83,8 @@ def progress_of(job: Job, live: Live | None, now: float | None = None) -> tuple[
         if not frames:
             return 0.0, "starting…"
         text = f"{fraction * 100:.0f}%"
+        if job.farm_id is not None and frame >= frames:
+            return fraction, text + " · fetching files"  # rendered on the farm; its files are on their way
         if fps > 0 and frame < frames:
             text += f" · {fmt_duration((frames - frame) / fps)} left"
         return fraction, text
@@ -109,6 +111,14 @@ def watch_folder_name(job: Job) -> str:
     """The folder's name for a job queued by a watch folder (its full path is in the detail pane), else ''."""
     folder = job.spec.get("watchFolder")
     return PurePath(folder).name or str(folder) if isinstance(folder, str) else ""
+
+
+def node_text(job: Job, here: str) -> str:
+    """The Node column: where it runs; a farm record is marked "farm" (before a node takes it, "farm" alone)."""
+    node = short_node(job.worker, here)
+    if job.farm_id is None:
+        return node
+    return f"farm · {node}" if node else "farm"
 
 
 @dataclass(frozen=True)
@@ -142,7 +152,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("Finished", lambda j, lv, h: fmt_time(j.finished_at), lambda j, lv: _opt(j.finished_at), 84),
     Column("Duration", lambda j, lv, h: fmt_duration(job_duration(j)), lambda j, lv: _opt(job_duration(j)), 68,
            Qt.AlignmentFlag.AlignRight),
-    Column("Node", lambda j, lv, h: short_node(j.worker, h), lambda j, lv: j.worker or "", 112),
+    Column("Node", lambda j, lv, h: node_text(j, h), lambda j, lv: (j.farm_id is not None, j.worker or ""), 132),
     Column("Watch folder", lambda j, lv, h: watch_folder_name(j), lambda j, lv: watch_folder_name(j).casefold(), 120),
 )
 COL = {c.title: i for i, c in enumerate(COLUMNS)}
@@ -222,6 +232,8 @@ class JobTableModel(QAbstractTableModel):
         lines = [f"{job.project_id} — {job.label}", f"Job {job.id}", f"State: {job.display_state}"]
         if job.superseded_by:
             lines.append(f"Superseded by {job.superseded_by}")
+        if job.farm_id is not None:
+            lines.append(f"Rendered on the farm: farm job {job.farm_id}" + (f" on {job.worker}" if job.worker else ""))
         if job.error:
             lines.append(f"Error: {job.error}")
         return "\n".join(lines)
@@ -285,7 +297,8 @@ class JobTableModel(QAbstractTableModel):
         if job.state is not JobState.RUNNING:
             self._live.pop(job.id, None)
         self._haystack[job.id] = " ".join(
-            filter(None, (job.project_id, job.label, job.id, job.worker, job.error, job.display_state))
+            filter(None, (job.project_id, job.label, job.id, job.worker, job.error, job.display_state,
+                          "farm" if job.farm_id is not None else None))
         ).casefold()
 
     def _remove(self, job_ids: list[str]) -> None:

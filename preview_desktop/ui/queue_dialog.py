@@ -109,6 +109,13 @@ class QueueDialog(QDialog):
         self.priority.setValue(pref_int(window_prefs(settings), "queue/priority", 5))
         self.priority.setToolTip("0–10; higher runs first")
         form.addRow("Priority", self.priority)
+        self.on_farm = QCheckBox("Render on the farm", self)  # only with a farm configured
+        self.on_farm.setToolTip("Any node of the farm renders it; it stays in the job table and its preview comes "
+                                "back to this computer")
+        if settings.redis_url:
+            form.addRow("", self.on_farm)
+        else:
+            self.on_farm.hide()
         self.remember = QCheckBox("Remember as default", self)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
@@ -123,7 +130,8 @@ class QueueDialog(QDialog):
 
     def options(self) -> SubmitOptions:
         return SubmitOptions(project_id=self.project.text().strip() or None, output=self.output.value(),
-                             priority=self.priority.value())
+                             priority=self.priority.value(),
+                             on_farm=bool(self.settings.redis_url) and self.on_farm.isChecked())
 
     def accept(self) -> None:
         if self.remember.isChecked():
