@@ -138,46 +138,36 @@ class LocalStore:
 
     # ------------------------------------------------------------------ submitting and reading
     def submit(self, spec: JobSpec, *, kind: str = "render", origin: str = "local") -> Job:
-        """Store a new queued job. Refuses with QueueFull (storing nothing) when PREVIEW_QUEUE_MAX is reached.
-
-        A new job for the same project and timeline supersedes (cancels) older unfinished ones unless the spec
-        says `"supersede": false`.
-        """
-        now = self._clock()
-        job = rules.new_job(spec, kind, origin, now)
-        with self._cache.transact():
-            meta = self._meta()
-            rules.check_room(meta["counts"], self.queue_max)
-            self._join_group(meta, job, now, cancel_older=spec.supersede)
-            self._enqueue(meta, job)
-            self._save(meta, job, None)
-            self._cache.set(META, meta)
-        return job
+        """A new queued job (QueueFull, storing nothing, at PREVIEW_QUEUE_MAX); it supersedes (cancels) older
+        unfinished jobs of its project and timeline unless the spec says `"supersede": false`."""
+        return self._add(rules.new_job(spec, kind, origin, self._clock()), cancel_older=spec.supersede, queue=True)
 
     def record_failed(self, spec_data: dict[str, Any], error: str, *, kind: str = "render",
                       origin: str = "local") -> Job:
         """A job failed from the start, kept so the user sees why (see JobStore.record_failed)."""
-        now = self._clock()
-        job = rules.failed_job(spec_data, error, kind, origin, now)
+        job = rules.failed_job(spec_data, error, kind, origin, self._clock())
+        return self._add(job, cancel_older=spec_data.get("supersede") is not False, queue=False)
+
+    def _add(self, job: Job, cancel_older: bool, queue: bool) -> Job:
+        """Store a new job in its supersede group, cancelling the group's unfinished jobs unless told not to."""
         with self._cache.transact():
             meta = self._meta()
-            self._join_group(meta, job, now, cancel_older=spec_data.get("supersede") is not False)
+            if queue:
+                rules.check_room(meta["counts"], self.queue_max)
+            group = rules.group_of(job)
+            if group is not None:
+
+                def cancel(other_id: str) -> None:
+                    self._cancel_locked(meta, other_id, job.created_at, superseded_by=job.id)
+
+                key = "sup:" + group
+                self._cache.set(key, rules.supersede(self._cache.get(key) or [], job.id, self._state_of,
+                                                     cancel if cancel_older else None))
+            if queue:
+                self._enqueue(meta, job)
             self._save(meta, job, None)
             self._cache.set(META, meta)
         return job
-
-    def _join_group(self, meta: dict[str, Any], job: Job, now: float, cancel_older: bool) -> None:
-        """Add the job to its supersede group, cancelling the group's unfinished jobs unless told not to."""
-        group = rules.group_of(job)
-        if group is None:
-            return
-
-        def cancel(other_id: str) -> None:
-            self._cancel_locked(meta, other_id, now, superseded_by=job.id)
-
-        key = "sup:" + group
-        self._cache.set(key, rules.supersede(self._cache.get(key) or [], job.id, self._state_of,
-                                             cancel if cancel_older else None))
 
     def get(self, job_id: str) -> Job:
         return self._load(job_id)
@@ -387,10 +377,8 @@ class LocalStore:
             previous = job.state
             if rules.mirror(job, update, now):
                 meta["delayed"].pop(job_id, None)
-                group = rules.group_of(job)
-                if group is not None:
-                    key = "sup:" + group
-                    self._cache.set(key, [i for i in self._cache.get(key) or [] if i != job_id])
+                if (group := rules.group_of(job)) is not None:  # it leaves the local supersede group too
+                    self._cache.set("sup:" + group, [i for i in self._cache.get("sup:" + group) or [] if i != job_id])
             self._save(meta, job, previous)
             self._cache.set(META, meta)
         return job
