@@ -199,3 +199,68 @@ class FarmWorker:
         if job is not None:
             self._worker.emit("active", job, "waiting")
         return job
+
+
+# ---------------------------------------------------------------------- flows (farm/flows.py): parent and chunks
+# A chunked preview is a BullMQ flow: chunk jobs added with the `parent` option and `continueParentOnFailure`, the
+# parent moved to waiting-children. Python's flow scripts differ from Node's (docs/shared STACK.md): each call
+# below is exercised by tests/integration/farm/test_flows.py against bullmq 3.4.4.
+
+
+def parent_option(prefix: str, queue: str, parent_id: str) -> dict[str, Any]:
+    """Options that make a job a child of `parent_id` in the same queue.
+
+    `continueParentOnFailure` (not `failParentOnFailure`): a child that fails for good is recorded in the parent's
+    `:failed` hash with its reason and the parent is moved to wait at once, so our processor runs and fails it
+    naming the chunk and its reason (with fpof, bullmq fails the parent before any processor runs, as "child
+    bull:q:7 failed", without the reason)."""
+    return {"parent": {"id": parent_id, "queue": f"{prefix}:{queue}"}, "continueParentOnFailure": True}
+
+
+def flow_progress(job: BullJob) -> object:
+    """The progress the job had when it was fetched (`Job.progress`, JSON; 0 if never set)."""
+    bull: Any = job
+    return getattr(bull, "progress", 0)
+
+
+async def wait_for_children(job: BullJob, token: str) -> bool:
+    """`Job.moveToWaitingChildren`: True if the job now waits for pending children (the processor must then raise
+    `WaitingChildrenError`), False if none is pending (the job stays active and locked)."""
+    bull: Any = job
+    return bool(await bull.moveToWaitingChildren(token, {}))
+
+
+async def children_values(job: BullJob) -> dict[str, Any]:
+    """The return values of the job's completed children, by child key (`bull:previews:12`)."""
+    bull: Any = job
+    values: dict[str, Any] = await bull.getChildrenValues()
+    return values
+
+
+async def failed_children(redis: Redis, prefix: str, queue: str, job_id: str) -> dict[str, str]:
+    """Children that failed for good under continueParentOnFailure: child key → failedReason. BullMQ's key
+    `{prefix}:{queue}:{id}:failed` (a hash; Python has no getFailedChildrenValues in 3.4.4)."""
+    raw: dict[Any, Any] = await redis.hgetall(f"{prefix}:{queue}:{job_id}:failed")
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+async def pending_children(redis: Redis, prefix: str, queue: str, job_id: str) -> list[str]:
+    """Ids of the children the parent still waits for: BullMQ's `{prefix}:{queue}:{id}:dependencies` set of
+    child keys (`{prefix}:{queue}:{childId}`)."""
+    keys: set[Any] = await redis.smembers(f"{prefix}:{queue}:{job_id}:dependencies")
+    return sorted(_text(k).rsplit(":", 1)[-1] for k in keys)
+
+
+async def update_progress_of(queue: Any, job_id: str, progress: dict[str, Any]) -> None:
+    """Set another job's progress (the parent's, from a chunk's node) and emit BullMQ's `progress` event, as
+    `Job.updateProgress` does, without fetching the job first."""
+    await queue.backend.updateProgress(job_id, progress)
+
+
+def child_key_id(key: str) -> str:
+    """`bull:previews:12` → `12`."""
+    return key.rsplit(":", 1)[-1]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
