@@ -115,7 +115,7 @@ class FarmFlows:
         if reason is not None:  # cancelled while it waited for its chunks
             run.stop(reason)
             await client.cancel_children(str(job.id), reason)
-            return Wait()  # never taken: the handler sees the cancel first
+            return Fail(f"cancelled: {reason}")  # if the handler takes it before it sees the cancel
         failed = await failed_children(client.redis, self._keys.prefix, self._keys.queue, str(job.id))
         if failed:
             reason = await self._describe_failure(client, int(marker.get("chunks") or 0), failed)

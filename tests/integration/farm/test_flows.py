@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,8 +140,7 @@ def test_cancelling_a_chunked_preview_stops_every_chunk_within_2_s(
     storage = tmp_path / "farm"
     sources = clips(tmp_path, 4, 5.0, size=(640, 360))
     env = farm_env(storage, PREVIEW_RENDER_THREADS="1")
-    for _ in range(2):
-        start_node(redis_server.url, concurrency=1, env=env)
+    nodes = [start_node(redis_server.url, concurrency=1, env=env) for _ in range(2)]
 
     async def scenario() -> tuple[str, float, list[dict[str, Any] | None], dict[str, Any]]:
         client = FarmClient(redis_server.url, QUEUE)
@@ -174,7 +174,8 @@ def test_cancelling_a_chunked_preview_stops_every_chunk_within_2_s(
     assert answer == "requested"
     assert stopped < 2.0, stopped
     assert all(c is None or "cancelled: test cancel" in (c["failedReason"] or "") for c in chunks), chunks
-    assert parent["state"] == "failed" and "cancelled: test cancel" in parent["failedReason"], parent
+    assert parent["state"] == "failed" and "cancelled: test cancel" in parent["failedReason"], (
+        parent["failedReason"], [n.log()[-2500:] for n in nodes])
     assert not list((storage / "previews").rglob("preview.mp4")) if (storage / "previews").exists() else True
 
 
@@ -184,15 +185,20 @@ def test_a_chunk_that_fails_for_good_fails_the_preview_with_its_reason(
     storage = tmp_path / "farm"
     good = clips(tmp_path, 2, 2.0)
     bad = make_clip(tmp_path / "bad.mp4", seconds=4.0, size=(320, 180), faststart=True)
-    data = bad.read_bytes()
-    bad.write_bytes(data[: len(data) // 2])  # the index says 4 s; the frames of the second half are gone
+    data = bytearray(bad.read_bytes())  # the index (moov, first) stays whole: the file probes fine when planned
+    noise = random.Random(1)
+    for i in range(len(data) * 3 // 4, len(data)):  # its last second decodes to garbage: the second chunk's
+        data[i] = noise.randrange(256)
+    bad.write_bytes(bytes(data))
     for _ in range(2):
         start_node(redis_server.url, concurrency=1, env=farm_env(storage))
 
     async def scenario() -> dict[str, Any]:
         client = FarmClient(redis_server.url, QUEUE)
         try:
-            job = await client.queue.add("render", preview_spec("broken", [*good, bad]), {"attempts": 1})
+            spec = preview_spec("broken", [*good, bad])
+            spec["output"]["strict"] = True  # undecodable media fails the render instead of holding a frame
+            job = await client.queue.add("render", spec, {"attempts": 1})
             return await finished(client, str(job.id), 120)
         finally:
             await client.close()
