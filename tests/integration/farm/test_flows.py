@@ -211,3 +211,26 @@ def test_a_chunk_that_fails_for_good_fails_the_preview_with_its_reason(
     assert reason.startswith("chunk 2 of 2 (job ") and "failed: " in reason, reason
     assert "bad.mp4" in reason, reason
     assert not (storage / "previews" / "broken").exists() or not list((storage / "previews").rglob("preview.mp4"))
+
+
+def test_a_preview_too_short_to_split_renders_on_one_node_as_before(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    storage = tmp_path / "farm"
+    sources = clips(tmp_path, 1, 3.0)  # 3 s: less than two chunks of 2 s
+    node = start_node(redis_server.url, concurrency=1, env=farm_env(storage))
+
+    async def scenario() -> dict[str, Any]:
+        client = FarmClient(redis_server.url, QUEUE)
+        try:
+            job = await client.queue.add("render", preview_spec("short", sources), {"attempts": 1})
+            return await finished(client, str(job.id), 60)
+        finally:
+            await client.close()
+
+    result = arun(scenario(), timeout=90)
+    assert result["state"] == "completed", result["failedReason"]
+    value = result["returnvalue"]
+    assert "farm" not in value and value["video"]["frames"] == 75
+    assert Path(value["artifacts"]["path"]).is_relative_to(node.data_dir)  # today's place: DATA_DIR/previews
+    assert not isinstance(result["progress"], dict) or "chunks" not in result["progress"]
