@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -234,3 +236,30 @@ def test_a_preview_too_short_to_split_renders_on_one_node_as_before(
     assert "farm" not in value and value["video"]["frames"] == 75
     assert Path(value["artifacts"]["path"]).is_relative_to(node.data_dir)  # today's place: DATA_DIR/previews
     assert not isinstance(result["progress"], dict) or "chunks" not in result["progress"]
+
+
+def test_a_node_js_producer_adding_a_plain_render_job_gets_a_chunked_preview(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    from .test_interop_node import bullmq_dir
+
+    folder = bullmq_dir(6)
+    storage = tmp_path / "farm"
+    sources = clips(tmp_path, 4, 2.0)
+    for _ in range(2):
+        start_node(redis_server.url, concurrency=1, env=farm_env(storage))
+    env = dict(os.environ, BULLMQ_DIR=str(folder), REDIS_URL=redis_server.url,
+               SPEC=json.dumps(preview_spec("from_node", sources)))
+    try:
+        proc = subprocess.run(["node", str(Path(__file__).with_name("node_flow_producer.js"))],
+                              capture_output=True, text=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{exc.stdout!r} {exc.stderr!r}") from None
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = out["result"]
+    assert result["farm"]["chunks"] >= 2 and result["video"]["frames"] == 200
+    assert result["artifacts"]["path"] == str(storage / "previews" / "from_node" / out["id"])
+    assert out["progress"] and out["progress"][-1]["frame"] == 200 and out["progress"][-1]["chunks"] >= 2
+    assert any(0 < p["frame"] < 200 for p in out["progress"])  # one number for the whole preview, as chunks run
+    assert out["dependencies"]["processed"] == result["farm"]["chunks"]  # Node's BullMQ sees the flow too
