@@ -196,12 +196,13 @@ def main() -> None:
     print(f"per-chunk overhead (Redis + plan + store look-ups, warm): {overhead:.2f} s")
     print(f"serial part in the parent (split + rejoin wait + join): {serial:.2f} s")
     print(f"parallel work (chunk walls minus overhead): {work:.2f} s")
+    print("model, T(N) = serial + overhead + work / chunks (chunks = min(N, seconds / 10)):")
     for n in (1, 2, 10, 50):
         chunks = max(1, min(n, int(args.seconds // 10)))
-        model = serial + overhead + work / chunks
-        print(f"model {n:3d} nodes ({chunks:2d} chunks of >= 10 s): {model:7.2f} s, "
-              f"{plain['wall'] / model:.2f}x the plain render")
-
+        walls = serial + overhead + work / chunks  # the chunks' walls as measured on this machine
+        cpu = serial + overhead + chunked["cpu"] / chunks  # nodes on their own cores: work = CPU seconds
+        print(f"  {n:3d} nodes ({chunks:2d} chunks): {walls:7.2f} s from walls here ({plain['wall'] / walls:.2f}x); "
+              f"{cpu:7.2f} s on dedicated cores ({plain['cpu'] / cpu:.2f}x the plain render's CPU)")
 
 if __name__ == "__main__":
     main()
