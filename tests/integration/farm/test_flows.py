@@ -125,7 +125,10 @@ def test_a_node_killed_mid_chunk_does_not_lose_the_preview(
 
             victim: NodeProcess = await wait_for(running_victim, 60, interval=0.05)
             victim.kill()
-            return await finished(client, str(job.id), 150), victim
+            killed = time.monotonic()
+            result = await finished(client, str(job.id), 150)
+            print(f"preview completed {time.monotonic() - killed:.1f} s after the kill -9")
+            return result, victim
         finally:
             await client.close()
 
