@@ -266,3 +266,66 @@ def test_a_node_js_producer_adding_a_plain_render_job_gets_a_chunked_preview(
     assert out["progress"] and out["progress"][-1]["frame"] == 200 and out["progress"][-1]["chunks"] >= 2
     assert any(0 < p["frame"] < 200 for p in out["progress"])  # one number for the whole preview, as chunks run
     assert out["dependencies"]["processed"] == result["farm"]["chunks"]  # Node's BullMQ sees the flow too
+
+
+def otio_timeline(path: Path, sources: list[Path], seconds: float, fps: int = 25) -> Path:
+    import opentimelineio as otio
+
+    timeline = otio.schema.Timeline(name=path.stem)
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    for source in sources:
+        track.append(otio.schema.Clip(
+            name=source.name, media_reference=otio.schema.ExternalReference(target_url=str(source)),
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, fps),
+                                                 otio.opentime.RationalTime(seconds * fps, fps))))
+    timeline.tracks.append(track)
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+def test_a_newer_job_supersedes_a_chunked_preview_and_stops_its_chunks(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    from preview_desktop.core.spec import parse_spec
+
+    storage = tmp_path / "farm"
+    sources = clips(tmp_path, 4, 5.0, size=(640, 360))
+    timeline = otio_timeline(tmp_path / "cut.otio", sources, 5.0)
+    env = farm_env(storage, PREVIEW_RENDER_THREADS="1")
+    for _ in range(2):
+        start_node(redis_server.url, concurrency=1, env=env)
+    spec = {"projectId": "sup", "timeline": str(timeline), "output": {"width": 640, "height": 360}}
+
+    async def scenario() -> tuple[float, dict[str, Any], dict[str, Any], list[dict[str, Any] | None]]:
+        client = FarmClient(redis_server.url, QUEUE)
+        try:
+            old = await client.submit(parse_spec(spec))
+            ids = await chunk_ids(client, old, 2)
+
+            async def both_running() -> bool:
+                got = [await client.get(cid) for cid in ids]
+                return all(g is not None and g["state"] == "active" for g in got)
+
+            await wait_for(both_running, 60, interval=0.05)
+            started = time.monotonic()
+            new = await client.submit(parse_spec({**spec, "output": {"width": 320, "height": 180}}))
+
+            async def chunks_stopped() -> bool:
+                states = [await client.queue.getJobState(cid) for cid in ids]
+                return all(s in ("failed", "unknown") for s in states)
+
+            await wait_for(chunks_stopped, 10, interval=0.05)
+            stopped = time.monotonic() - started
+            chunks = [await client.get(cid) for cid in ids]
+            return stopped, await finished(client, old, 30), await finished(client, new, 120), chunks
+        finally:
+            await client.close()
+
+    stopped, old, new, chunks = arun(scenario(), timeout=220)
+    print(f"superseded chunks stopped {stopped:.2f} s after the newer job was submitted")
+    assert stopped < 2.0, stopped
+    assert old["state"] == "failed" and f"cancelled: superseded by job {new['id']}" in old["failedReason"], old
+    assert all(c is None or "superseded by job" in (c["failedReason"] or "") for c in chunks), chunks
+    assert new["state"] == "completed", new["failedReason"]
+    assert new["returnvalue"]["farm"]["chunks"] >= 2
+    assert [p.name for p in (storage / "previews" / "sup").iterdir()] == [new["id"]]
