@@ -251,12 +251,6 @@ async def pending_children(redis: Redis, prefix: str, queue: str, job_id: str) -
     return sorted(_text(k).rsplit(":", 1)[-1] for k in keys)
 
 
-async def update_progress_of(queue: Any, job_id: str, progress: dict[str, Any]) -> None:
-    """Set another job's progress (the parent's, from a chunk's node) and emit BullMQ's `progress` event, as
-    `Job.updateProgress` does, without fetching the job first."""
-    await queue.backend.updateProgress(job_id, progress)
-
-
 def child_key_id(key: str) -> str:
     """`bull:previews:12` → `12`."""
     return key.rsplit(":", 1)[-1]
@@ -264,3 +258,37 @@ def child_key_id(key: str) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# One script: record a chunk's frames, sum the preview's, and set the parent's progress as BullMQ's updateProgress
+# does (the job hash's `progress` field + a `progress` event on the queue's stream, capped like bullmq's). Separate
+# calls raced: two chunk nodes each summed, and the older sum could land last (the preview ended at 60 %).
+_CHUNK_PROGRESS = """
+local rcall = redis.call
+rcall("HSET", KEYS[1], ARGV[1], ARGV[2])
+rcall("EXPIRE", KEYS[1], tonumber(ARGV[6]))
+local done = 0
+for _, v in ipairs(rcall("HVALS", KEYS[1])) do done = done + tonumber(v) end
+local total = tonumber(ARGV[3])
+if done > total then done = total end
+if rcall("EXISTS", KEYS[2]) == 0 then return -1 end
+local percent = 0
+if total > 0 then percent = math.floor(1000 * done / total + 0.5) / 10 end
+local progress = cjson.encode({frame = done, frames = total, percent = percent, chunks = tonumber(ARGV[4])})
+local maxEvents = rcall("HGET", KEYS[4], "opts.maxLenEvents") or 10000
+rcall("HSET", KEYS[2], "progress", progress)
+rcall("XADD", KEYS[3], "MAXLEN", "~", maxEvents, "*", "event", "progress", "jobId", ARGV[5], "data", progress)
+return done
+"""
+
+
+async def chunk_progress(redis: Redis, prefix: str, queue: str, flow_key: str, parent_id: str, index: int,
+                         frame: int, total: int, chunks: int, ttl_s: int) -> int:
+    """A chunk's frames → the parent's progress `{frame: sum, frames, percent, chunks}`, atomically (above).
+    Keys: ours (`flow_key`, chunk index → frames) and BullMQ's job hash, `events` stream and `meta` hash, as
+    updateProgress-3.lua uses them (3.4.4). Returns the preview's frames, -1 if the parent is gone."""
+    base = f"{prefix}:{queue}"
+    script = redis.register_script(_CHUNK_PROGRESS)
+    done = await script(keys=[flow_key, f"{base}:{parent_id}", f"{base}:events", f"{base}:meta"],
+                        args=[index, frame, total, chunks, parent_id, ttl_s])
+    return int(done)

@@ -29,11 +29,11 @@ from .bullmq_compat import (
     BullJob,
     child_key_id,
     children_values,
+    chunk_progress,
     failed_children,
     flow_progress,
     move_back,
     parent_option,
-    update_progress_of,
     wait_for_children,
 )
 from .connection import FarmConfig, Link, describe_error
@@ -164,7 +164,11 @@ class FarmFlows:
         from bullmq.custom_errors import UnrecoverableError, WaitingChildrenError
 
         self._phases.discard(run.local_id)
-        if job.name == CHUNK_KIND or outcome.kind != "success":
+        if job.name == CHUNK_KIND:
+            if self._link.connected:  # its last frames reach the preview before the chunk completes
+                await self._chunk_report(job, run)
+            return outcome
+        if outcome.kind != "success":
             return outcome
         result = dict(outcome.result or {})
         flow = result.pop("flow", None)
@@ -214,38 +218,30 @@ class FarmFlows:
 
     # ------------------------------------------------------------------ chunks: the preview's progress
     async def _chunk_progress(self, job: BullJob, run: FarmRun) -> None:
-        """Keep the parent's progress = the sum of its chunks' frames / total while this chunk runs."""
+        """Keep the parent's progress = the sum of its chunks' frames / total while this chunk runs (the last
+        report is `settle`'s, before the chunk completes)."""
+        last = -1
+        while not run.future.done():
+            if run.frame != last and self._link.connected:
+                last = run.frame
+                await self._chunk_report(job, run)
+            await asyncio.sleep(self._config.progress_interval_s)
+
+    async def _chunk_report(self, job: BullJob, run: FarmRun) -> None:
         data = job.data if isinstance(job.data, dict) else {}
         try:
             parent, total, chunks = str(data["parentId"]), int(data["frames"]), int(data["chunks"])
             index = int(data["chunk"]["index"])
+            await self._report(parent, index, run.frame, total, chunks)
         except (KeyError, TypeError, ValueError):
             return
-        last = -1
-        while True:
-            finished = run.future.done()
-            if run.frame != last and self._link.connected:
-                try:
-                    await self._report(parent, index, run.frame, total, chunks)
-                    last = run.frame
-                except Exception as exc:
-                    log.debug("farm: progress of preview %s: %s", parent, describe_error(exc))
-            if finished:
-                return
-            await asyncio.sleep(self._config.progress_interval_s)
+        except Exception as exc:  # progress is best effort; the link reports outages
+            log.debug("farm: progress of chunk %s: %s", job.id, describe_error(exc))
 
     async def _report(self, parent: str, index: int, frame: int, total: int, chunks: int) -> None:
         client = self._client()
-        key = f"{self._keys.base}:flow:{parent}"
-        async with client.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, str(index), frame)
-            pipe.expire(key, FLOW_TTL_S)
-            pipe.hvals(key)
-            replies = await pipe.execute()
-        done = min(total, sum(int(v) for v in replies[-1]))
-        percent = round(100.0 * done / total, 1) if total > 0 else 0.0
-        await update_progress_of(client.queue, parent, {"frame": done, "frames": total, "percent": percent,
-                                                        "chunks": chunks})
+        await chunk_progress(client.redis, self._keys.prefix, self._keys.queue, f"{self._keys.base}:flow:{parent}",
+                             parent, index, frame, total, chunks, FLOW_TTL_S)
 
     @staticmethod
     def _spawn(coro: Coroutine[Any, Any, None]) -> None:

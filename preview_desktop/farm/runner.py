@@ -208,7 +208,7 @@ class FarmRunner:
         if run.progress_dirty and self._link.connected:  # the last frame, which the progress loop may not have sent
             with contextlib.suppress(Exception):
                 await job.updateProgress(run.progress())
-        if self.flows is not None and run.ctx.job.kind != job.name:  # a flow's job: may raise bullmq's errors
+        if self.flows is not None and self.flows.route(job) is not None:  # a flow's job: may raise bullmq's errors
             outcome = await self.flows.settle(job, token, run, outcome)
         if outcome.kind == "failure" and outcome.retryable:
             self._apply_spec_attempts(job)
