@@ -15,10 +15,12 @@ from .core.handler import HandlerRegistry
 from .core.layout import Layout
 from .engine.engine import Engine
 from .engine.gc_guard import MainThreadGC
+from .farm.flow_jobs import register_flow_handlers
 from .farm.gateway import FarmGateway
 from .farm.member import FarmMember
 from .queue.base import JobStore
 from .queue.local import LocalStore
+from .render.chunk_jobs import ChunkJobs
 from .render.renderer import RenderHandler
 from .service.farm_tracker import FarmTracker
 from .service.jobs import JobService
@@ -42,6 +44,7 @@ def default_registry(settings: Settings, layout: Layout) -> HandlerRegistry:
     """The `render` kind. Cheap to build: av, cv2 and OTIO load only when a render really runs."""
     registry = HandlerRegistry()
     registry.register("render", RenderHandler(settings, layout))
+    register_flow_handlers(registry, settings, ChunkJobs(settings, layout))  # chunked farm previews (farm/flows.py)
     _register_extra_handlers(registry)
     return registry
 

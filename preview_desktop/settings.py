@@ -35,6 +35,7 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_FARM_CACHE_MAX_BYTES": "farm_cache_max_bytes",
     "PREVIEW_PATH_MAP": "path_map",
     "PREVIEW_RENDER_THREADS": "render_threads",
+    "PREVIEW_FARM_CHUNK_SECONDS": "farm_chunk_seconds",
     "PREVIEW_LEASE_SECONDS": "lease_seconds",
     "PREVIEW_RETENTION_DAYS": "retention_days",
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
@@ -93,6 +94,7 @@ class Settings:
     farm_cache_max_bytes: int = 50 * 1024**3  # size limit of FARM_STORAGE/cache (LRU, swept by one node at a time)
     path_map: PathMap = field(default_factory=PathMap)  # FROM=TO prefixes for paths written on other machines
     render_threads: int | None = None  # threads one render may use; None: as many as it likes (all cores)
+    farm_chunk_seconds: float = 10.0  # least output per farm chunk (docs/farm.md, "One preview, many nodes"); 0: off
     lease_seconds: float = 30.0
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
@@ -257,7 +259,7 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return _parse_int(name, raw, 1)
     if key in ("lease_seconds", "shutdown_grace"):
         return _parse_float(name, raw, 0.5)
-    if key in ("retention_days", "job_timeout"):
+    if key in ("retention_days", "job_timeout", "farm_chunk_seconds"):
         return _parse_float(name, raw, 0.0)
     if key == "log_level":
         level = str(raw).strip().upper()

@@ -135,7 +135,11 @@ class PreviewFolders:
     def preview_path(self, project_id: str, job_id: str) -> Path:
         """previews/{projectId}/{jobId} with both names checked; no file-system calls. Enough to report where a
         finished job's files are; writing goes through `preview_dir`, which also refuses symlink escapes."""
-        return self.previews / check_project_id(project_id) / check_job_id(job_id)
+        return self.previews / check_project_id(project_id) / self.check_job_id(job_id)
+
+    def check_job_id(self, job_id: str) -> str:
+        """A local job id (DATA_DIR's folders are named by them)."""
+        return check_job_id(job_id)
 
     def preview_dir(self, project_id: str, job_id: str) -> Path:
         """previews/{projectId}/{jobId}, with both names checked so nothing escapes."""
@@ -222,6 +226,10 @@ class FarmLayout(PreviewFolders):
     @property
     def root_name(self) -> str:
         return "PREVIEW_FARM_STORAGE/previews"
+
+    def check_job_id(self, job_id: str) -> str:
+        """Farm previews are named by their BullMQ job id (a number, or a producer's own id): any safe name."""
+        return check_project_id(job_id)
 
     @property
     def cache(self) -> Path:

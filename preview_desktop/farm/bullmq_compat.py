@@ -199,3 +199,96 @@ class FarmWorker:
         if job is not None:
             self._worker.emit("active", job, "waiting")
         return job
+
+
+# ---------------------------------------------------------------------- flows (farm/flows.py): parent and chunks
+# A chunked preview is a BullMQ flow: chunk jobs added with the `parent` option and `continueParentOnFailure`, the
+# parent moved to waiting-children. Python's flow scripts differ from Node's (docs/shared STACK.md): each call
+# below is exercised by tests/integration/farm/test_flows.py against bullmq 3.4.4.
+
+
+def parent_option(prefix: str, queue: str, parent_id: str) -> dict[str, Any]:
+    """Options that make a job a child of `parent_id` in the same queue.
+
+    `continueParentOnFailure` (not `failParentOnFailure`): a child that fails for good is recorded in the parent's
+    `:failed` hash with its reason and the parent is moved to wait at once, so our processor runs and fails it
+    naming the chunk and its reason (with fpof, bullmq fails the parent before any processor runs, as "child
+    bull:q:7 failed", without the reason)."""
+    return {"parent": {"id": parent_id, "queue": f"{prefix}:{queue}"}, "continueParentOnFailure": True}
+
+
+def flow_progress(job: BullJob) -> object:
+    """The progress the job had when it was fetched (`Job.progress`, JSON; 0 if never set)."""
+    bull: Any = job
+    return getattr(bull, "progress", 0)
+
+
+async def wait_for_children(job: BullJob, token: str) -> bool:
+    """`Job.moveToWaitingChildren`: True if the job now waits for pending children (the processor must then raise
+    `WaitingChildrenError`), False if none is pending (the job stays active and locked)."""
+    bull: Any = job
+    return bool(await bull.moveToWaitingChildren(token, {}))
+
+
+async def children_values(job: BullJob) -> dict[str, Any]:
+    """The return values of the job's completed children, by child key (`bull:previews:12`)."""
+    bull: Any = job
+    values: dict[str, Any] = await bull.getChildrenValues()
+    return values
+
+
+async def failed_children(redis: Redis, prefix: str, queue: str, job_id: str) -> dict[str, str]:
+    """Children that failed for good under continueParentOnFailure: child key → failedReason. BullMQ's key
+    `{prefix}:{queue}:{id}:failed` (a hash; Python has no getFailedChildrenValues in 3.4.4)."""
+    raw: dict[Any, Any] = await redis.hgetall(f"{prefix}:{queue}:{job_id}:failed")
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+async def pending_children(redis: Redis, prefix: str, queue: str, job_id: str) -> list[str]:
+    """Ids of the children the parent still waits for: BullMQ's `{prefix}:{queue}:{id}:dependencies` set of
+    child keys (`{prefix}:{queue}:{childId}`)."""
+    keys: set[Any] = await redis.smembers(f"{prefix}:{queue}:{job_id}:dependencies")
+    return sorted(_text(k).rsplit(":", 1)[-1] for k in keys)
+
+
+def child_key_id(key: str) -> str:
+    """`bull:previews:12` → `12`."""
+    return key.rsplit(":", 1)[-1]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# One script: record a chunk's frames, sum the preview's, and set the parent's progress as BullMQ's updateProgress
+# does (the job hash's `progress` field + a `progress` event on the queue's stream, capped like bullmq's). Separate
+# calls raced: two chunk nodes each summed, and the older sum could land last (the preview ended at 60 %).
+_CHUNK_PROGRESS = """
+local rcall = redis.call
+rcall("HSET", KEYS[1], ARGV[1], ARGV[2])
+rcall("EXPIRE", KEYS[1], tonumber(ARGV[6]))
+local done = 0
+for _, v in ipairs(rcall("HVALS", KEYS[1])) do done = done + tonumber(v) end
+local total = tonumber(ARGV[3])
+if done > total then done = total end
+if rcall("EXISTS", KEYS[2]) == 0 then return -1 end
+local percent = 0
+if total > 0 then percent = math.floor(1000 * done / total + 0.5) / 10 end
+local progress = cjson.encode({frame = done, frames = total, percent = percent, chunks = tonumber(ARGV[4])})
+local maxEvents = rcall("HGET", KEYS[4], "opts.maxLenEvents") or 10000
+rcall("HSET", KEYS[2], "progress", progress)
+rcall("XADD", KEYS[3], "MAXLEN", "~", maxEvents, "*", "event", "progress", "jobId", ARGV[5], "data", progress)
+return done
+"""
+
+
+async def chunk_progress(redis: Redis, prefix: str, queue: str, flow_key: str, parent_id: str, index: int,
+                         frame: int, total: int, chunks: int, ttl_s: int) -> int:
+    """A chunk's frames → the parent's progress `{frame: sum, frames, percent, chunks}`, atomically (above).
+    Keys: ours (`flow_key`, chunk index → frames) and BullMQ's job hash, `events` stream and `meta` hash, as
+    updateProgress-3.lua uses them (3.4.4). Returns the preview's frames, -1 if the parent is gone."""
+    base = f"{prefix}:{queue}"
+    script = redis.register_script(_CHUNK_PROGRESS)
+    done = await script(keys=[flow_key, f"{base}:{parent_id}", f"{base}:events", f"{base}:meta"],
+                        args=[index, frame, total, chunks, parent_id, ttl_s])
+    return int(done)

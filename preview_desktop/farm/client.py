@@ -5,6 +5,8 @@ Cancel protocol (the same from the window, the API or a Node.js backend that wri
      to remove a job whose lock is held, i.e. one that runs.
   2. If it runs: SET `{prefix}:{queue}:pd:cancel:{id}` = reason. The node running it polls that key every
      0.25 s, stops the render at its next frame and fails the job with "cancelled: <reason>" (no retry).
+  3. A chunked preview waiting for its chunks (farm/flows.py): 2., then each pending chunk gets 1. or 2.; once
+     they are gone the preview runs again and fails with "cancelled: <reason>".
 Supersede (farm/supersede.py): a submitted job cancels older ones of the same project + timeline this way.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from ..core.farm_status import FarmStatus
 from ..core.spec import JobSpec
 from ..logs import redact
+from .bullmq_compat import pending_children
 from .connection import FarmConfig, describe_error, make_client
 from .registry import CANCEL_TTL_S, FarmKeys, snapshot
 from .supersede import supersede
@@ -84,7 +87,18 @@ class FarmClient:
             if state == "unknown":
                 return "not-found"
         await self.redis.set(self.keys.cancel(job_id), reason, ex=CANCEL_TTL_S)
+        if state == "waiting-children":  # a chunked preview (farm/flows.py): its cancel must reach its chunks
+            await self.cancel_children(job_id, reason)
         return "requested"
+
+    async def cancel_children(self, job_id: str, reason: str) -> None:
+        """Cancel the chunks a preview still waits for (each removed if it waits, told to stop if it runs).
+        The parent's own cancel key is set first, so the node that picks it up once they are gone fails it."""
+        for child in await pending_children(self.redis, self.keys.prefix, self.keys.queue, job_id):
+            try:
+                await self.cancel(child, reason)
+            except Exception as exc:  # the others still get theirs
+                log.warning("farm: cancelling chunk %s of %s failed: %s", child, job_id, describe_error(exc))
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         """The job as Node's BullMQ would show it: state, progress, return value, failed reason.

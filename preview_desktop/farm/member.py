@@ -30,6 +30,7 @@ from .bullmq_compat import FarmWorker
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
 from .fetching import Fetcher, SlotSource
+from .flows import FarmFlows
 from .loops import NodeLoops
 from .registry import FarmKeys, unpublish
 from .runner import FarmRun, FarmRunner, NodeApi, SlotRunner
@@ -70,6 +71,8 @@ class FarmMember:
         self._worker = FarmWorker(self.keys.queue, prefix, self.node_id, self.config)
         self._runner = FarmRunner(settings, engine, layout, self._worker, self.link, self.config, self.node_id,
                                   self.host, lambda: self.client, self._notify_soon)
+        self._runner.flows = FarmFlows(settings, self.config, self.keys, self.link, self.node_id, lambda: self.client,
+                                       self._farm_slots)
         self._fetcher = Fetcher(engine, self._worker, self.link, self.config, self._runner.start)
         self._loops = NodeLoops(self._runner.running, self.link, self.config, self.keys, self.node_info,
                                 self._on_heartbeat)
@@ -151,6 +154,10 @@ class FarmMember:
             capacity=self.engine.capacity, running=[r.info() for r in self.running.values()],
             localRunning=self.engine.local_running, api=self.api.url if self.api is not None else None,
         )
+
+    def _farm_slots(self) -> int:
+        """Render slots of the live nodes (last heartbeat): how many chunks a preview is cut into, at most."""
+        return sum(node.capacity for node in self.status.nodes) or self.engine.capacity
 
     # ------------------------------------------------------------------ status
     def _notify(self) -> None:

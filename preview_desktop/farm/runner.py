@@ -53,6 +53,7 @@ class FarmRun:
     frames: int = 0
     progress_dirty: bool = False
     cancel_reason: str | None = None
+    artifact_path: str | None = None  # set when the result is published elsewhere (a joined chunked preview)
 
     @property
     def percent(self) -> float:
@@ -87,6 +88,14 @@ class NodeApi(Protocol):
     def signed_artifact_url(self, job_id: str, name: str) -> str | None: ...
 
 
+class Flows(Protocol):
+    """Chunked previews (farm/flows.py): which jobs are theirs, and their outcome in BullMQ's terms."""
+
+    def route(self, job: BullJob) -> tuple[str, SpecIntake | None] | None: ...
+    def started(self, job: BullJob, token: str, run: FarmRun) -> None: ...
+    async def settle(self, job: BullJob, token: str, run: FarmRun, outcome: Outcome) -> Outcome: ...
+
+
 class SlotRunner(Protocol):
     """What running a farm job needs of the engine: a render slot, and this node's metrics."""
 
@@ -115,19 +124,24 @@ class FarmRunner:
         self.running: dict[str, FarmRun] = {}
         self.completed = 0  # attempts that ended on this node (any outcome): for tests and the bench
         self.api: NodeApi | None = None
+        self.flows: Flows | None = None  # attached by the member (chunked previews)
 
     def start(self, job: BullJob, token: str) -> None:
         """Start the render on a pool thread now (same loop step as the slot check), then let bullmq track it."""
         raw = job.data
         data = raw if isinstance(raw, dict) else {}
         project = data.get("projectId")
+        route = self.flows.route(job) if self.flows is not None else None
+        kind, intake = route if route is not None else (job.name, None)
         local = Job(
             id=new_job_id(), project_id=project if isinstance(project, str) else "farm", spec=dict(data),
-            kind=job.name, state=JobState.RUNNING, attempts_made=int(job.attemptsMade) + 1,
+            kind=kind, state=JobState.RUNNING, attempts_made=int(job.attemptsMade) + 1,
             attempts_allowed=_attempts_allowed(job), origin="farm", worker=self._node_id, started_at=time.time(),
         )
-        slot = self._engine.run_on_slot(local, self._intake, partial(self._on_progress, str(job.id)))
-        self.running[str(job.id)] = FarmRun(job, token, slot.ctx, slot.outcome, local.id)
+        slot = self._engine.run_on_slot(local, intake or self._intake, partial(self._on_progress, str(job.id)))
+        run = self.running[str(job.id)] = FarmRun(job, token, slot.ctx, slot.outcome, local.id)
+        if route is not None and self.flows is not None:
+            self.flows.started(job, token, run)
         log.info("farm: job %s (%s) started here, attempt %d", job.id, local.project_id, local.attempts_made,
                  extra={"job_id": local.id})
         self._spawn(self._worker.process(job, token))
@@ -194,6 +208,8 @@ class FarmRunner:
         if run.progress_dirty and self._link.connected:  # the last frame, which the progress loop may not have sent
             with contextlib.suppress(Exception):
                 await job.updateProgress(run.progress())
+        if self.flows is not None and self.flows.route(job) is not None:  # a flow's job: may raise bullmq's errors
+            outcome = await self.flows.settle(job, token, run, outcome)
         if outcome.kind == "failure" and outcome.retryable:
             self._apply_spec_attempts(job)
         # this node's metrics (window, /metrics) count the attempt, as they count local ones
@@ -229,12 +245,13 @@ class FarmRunner:
     def _artifacts(self, run: FarmRun) -> dict[str, Any]:
         """Where the artifacts are: this node, the folder, and signed URLs when the API is reachable off-host
         (`url` for preview.mp4; `files` for every artifact name, so a node without shared storage can fetch the
-        poster, thumbnails and preview.json too — a name the render did not write answers 404)."""
-        path: str | None = None
+        poster, thumbnails and preview.json too — a name the render did not write answers 404). A preview
+        published into the farm storage names its folder there (`path`), which every node reads: no URLs."""
+        path: str | None = run.artifact_path
         project = run.ctx.job.project_id
         with contextlib.suppress(Exception):
-            path = str(self._layout.preview_path(project, run.local_id))
-        files = self._signed_urls(run.local_id)
+            path = path or str(self._layout.preview_path(project, run.local_id))
+        files = None if run.artifact_path else self._signed_urls(run.local_id)
         return {"nodeId": self._node_id, "host": self._host, "jobId": run.local_id, "path": path,
                 "url": files.get("preview.mp4") if files else None, "files": files}
 
