@@ -33,6 +33,8 @@ _STATUS_CODES = {
 }
 OPEN_ON_LOOPBACK = frozenset({"/healthz", "/metrics", "/openapi.json"})
 ARTIFACT_ROUTE = "artifact"  # name of the download route: the one that also accepts signed URLs
+FARM_ARTIFACT_ROUTE = "farm.artifact"  # a farm preview's file from the farm storage; signed URLs too
+FARM_SUBJECT = "farm:"  # what a farm file's signature covers: "farm:" + BullMQ id, never a local job id
 
 
 def dumps(data: Any) -> str:
@@ -72,7 +74,8 @@ class ApiAuth:
         if path in OPEN_ON_LOOPBACK and is_loopback(request.remote):
             return None
         route = request.match_info.route
-        if route.name == ARTIFACT_ROUTE and "sig" in request.query and "Authorization" not in request.headers:
+        if (route.name in (ARTIFACT_ROUTE, FARM_ARTIFACT_ROUTE) and "sig" in request.query
+                and "Authorization" not in request.headers):
             return self._check_signature(request)
         given = bearer_token(request.headers.get("Authorization"))
         if given is None:
@@ -85,8 +88,9 @@ class ApiAuth:
         return None
 
     def _check_signature(self, request: web.Request) -> web.Response | None:
-        job_id = request.match_info.get("job_id", "")
-        name = request.match_info.get("name", "")
+        info = request.match_info
+        job_id = info.get("job_id", "") if "job_id" in info else FARM_SUBJECT + info.get("farm_job_id", "")
+        name = info.get("name", "")
         exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
         problem = self.signer.verify(job_id, name, exp, sig)
         if problem == "bad signature" and self.farm_signer is not None:

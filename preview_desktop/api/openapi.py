@@ -249,16 +249,21 @@ def build_openapi() -> dict[str, Any]:
                 "operationId": "submitFarmJob",
                 "summary": "Queue a preview job on the farm (any node may run it)",
                 "description": "Validated as POST /v1/jobs. Older jobs of the same project and timeline are "
-                               "superseded unless the spec says `\"supersede\": false`.",
+                               "superseded unless the spec says `\"supersede\": false`. While the farm's Redis is "
+                               "unreachable the job is queued on this node instead: the answer is the local job "
+                               "with `queuedLocally: true` and the `reason`, and Location is /v1/jobs/{id}.",
                 "requestBody": {"required": True,
                                 "content": {"application/json": {"schema": {"$ref": _REF + "JobSpec"}}}},
                 "responses": {
                     "201": _json("queued; Location is the job's URL", {
                         "type": "object", "required": ["id", "state"],
                         "properties": {"id": {"type": "string"},
-                                       "state": _nullable("string", description="null if it could not be read")}}),
+                                       "state": _nullable("string", description="null if it could not be read"),
+                                       "queuedLocally": {"type": "boolean"},
+                                       "reason": {"type": "string", "description": "why, when queued locally"}}}),
                     "400": _error("invalid spec (names the field); nothing was queued"), **_AUTH_ERRORS,
-                    **_FARM_ERRORS, "413": _error("body too large")},
+                    **_FARM_ERRORS, "413": _error("body too large"),
+                    "429": _error("the farm queue holds PREVIEW_QUEUE_MAX waiting jobs")},
             },
         },
         "/v1/farm/jobs/{farm_job_id}": {
@@ -281,6 +286,35 @@ def build_openapi() -> dict[str, Any]:
                                   "(code farm_disabled)"),
                     "503": _FARM_ERRORS["503"]},
             },
+        },
+    }
+    farm_artifact_routes = {
+        "/v1/farm/jobs/{farm_job_id}/artifacts": {
+            "get": {
+                "operationId": "listFarmArtifacts",
+                "summary": "A farm preview's files in the farm storage (any node that mounts it), with signed URLs",
+                "parameters": [_FARM_JOB_ID, {"name": "expires", "in": "query", "required": False,
+                                              "schema": {"type": "integer", "minimum": 60, "maximum": 604800}}],
+                "responses": {"200": _json("artifacts", {"type": "object", "required": ["farmJobId", "artifacts"]}),
+                              "400": _error("bad expires"), **_AUTH_ERRORS,
+                              "404": _error("no published preview, or no farm storage on this node")},
+            }
+        },
+        "/v1/farm/jobs/{farm_job_id}/artifacts/{name}": {
+            "get": {
+                "operationId": "downloadFarmArtifact",
+                "summary": "Download one file of a farm preview (Range requests supported)",
+                "description": "Authenticate with the bearer token, or with the `exp` and `sig` of a signed URL.",
+                "parameters": [_FARM_JOB_ID,
+                               {"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "enum": list(ARTIFACT_NAMES)}},
+                               {"name": "exp", "in": "query", "required": False, "schema": {"type": "integer"}},
+                               {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}}],
+                "security": [{"bearer": []}, {}],
+                "responses": {"200": {"description": "the file"}, "206": {"description": "a byte range"},
+                              **_AUTH_ERRORS, "404": _error("no such preview or file"),
+                              "416": {"description": "range not satisfiable"}},
+            }
         },
     }
     other_routes = {
@@ -336,7 +370,7 @@ def build_openapi() -> dict[str, Any]:
                                 "cancel render farm jobs. See docs/api.md."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": {**job_routes, **artifact_routes, **farm_routes, **other_routes},
+        "paths": {**job_routes, **artifact_routes, **farm_routes, **farm_artifact_routes, **other_routes},
         "components": {"schemas": schemas,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -23,7 +23,7 @@ from aiohttp.web_response import StreamResponse
 
 from .. import __version__
 from ..api_token import load_or_create_token, regenerate_token
-from ..core.layout import Layout
+from ..core.layout import FarmLayout, Layout
 from ..core.process import pid_alive
 from ..core.spec import MAX_SPEC_BYTES
 from ..errors import FarmUnavailable, SettingsError
@@ -108,7 +108,8 @@ class ApiServer:
             client_max_size=MAX_SPEC_BYTES,
         )
         JobRoutes(self.jobs).add_to(app)
-        ArtifactRoutes(self.jobs, self.layout, self.auth).add_to(app)
+        storage = self.settings.farm_storage
+        ArtifactRoutes(self.jobs, self.layout, self.auth, FarmLayout(storage) if storage else None).add_to(app)
         FarmRoutes(self.jobs).add_to(app)
         app.router.add_get("/v1/events", self.events.handle, name="events")
         app.router.add_get("/healthz", self.healthz, name="healthz")

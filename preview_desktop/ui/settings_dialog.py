@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -28,12 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..api_token import TokenFile
+from ..core.pathmap import parse_path_map
 from ..settings import FIELD_ENV, Settings, write_settings_file
 from .ports import TokenKeeper
 from .queue_dialog import OutputFields
 from .watch_folders import WatchFoldersBox
 
-RESTART_FIELDS = ("data_dir", "queue_max", "media_roots", "redis_url", "api_port")
+RESTART_FIELDS = ("data_dir", "queue_max", "media_roots", "redis_url", "api_port", "path_map")
 
 
 class SettingsDialog(QDialog):
@@ -93,6 +95,12 @@ class SettingsDialog(QDialog):
         self.redis.setEnabled(bool(settings.redis_url))
         lock(self.farm_on, "redis_url", ff, "")
         lock(self.redis, "redis_url", ff, "Redis URL")
+        self.path_map = QPlainTextEdit("\n".join(f"{pair.source}={pair.target}" for pair in settings.path_map.pairs))
+        self.path_map.setPlaceholderText("Z:\\media=/mnt/media\n(paths written on other machines, one FROM=TO a line)")
+        self.path_map.setFixedHeight(56)
+        self.path_map.setToolTip("Media and timeline paths from other platforms, mapped to this computer's "
+                                 "(PREVIEW_PATH_MAP). Media folders still apply after mapping.")
+        lock(self.path_map, "path_map", ff, "Path mapping")
         self.api_port = QSpinBox()
         self.api_port.setRange(0, 65535)
         self.api_port.setValue(settings.api_port)
@@ -164,10 +172,20 @@ class SettingsDialog(QDialog):
             "api_port": self.api_port.value(),
             "output_defaults": self.output.value(),
             "watch": self.watch.folders(),
+            "path_map": self._path_map_lines(),
         }
         return {k: v for k, v in values.items() if k not in self.settings.forced}
 
+    def _path_map_lines(self) -> list[str]:
+        return [line.strip() for line in self.path_map.toPlainText().splitlines() if line.strip()]
+
     def accept(self) -> None:
+        if "path_map" not in self.settings.forced:
+            try:
+                parse_path_map(self._path_map_lines())
+            except ValueError as exc:
+                QMessageBox.warning(self, "Path mapping", f"Not saved: {exc}")
+                return
         values = self.values()
         if self.settings.settings_file is not None:
             write_settings_file(self.settings.settings_file, values)
@@ -188,7 +206,8 @@ class SettingsDialog(QDialog):
     def restart_needed(self) -> bool:
         current = {"data_dir": str(self.settings.data_dir), "queue_max": self.settings.queue_max,
                    "media_roots": [str(p) for p in self.settings.media_roots],
-                   "redis_url": self.settings.redis_url or "", "api_port": self.settings.api_port}
+                   "redis_url": self.settings.redis_url or "", "api_port": self.settings.api_port,
+                   "path_map": [f"{pair.source}={pair.target}" for pair in self.settings.path_map.pairs]}
         return any(k in self.saved and self.saved[k] != current[k] for k in RESTART_FIELDS)
 
 

@@ -81,3 +81,29 @@ def test_concurrency_applies_live(window: Any, node: Any, qloop: asyncio.Abstrac
     window.open_settings()
     wait_until(qloop, lambda: node.engine.status().capacity == 5, what="capacity 5")
     assert load_settings().max_concurrency == 5
+
+
+def test_path_mapping_is_a_window_setting(tmp_path: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PREVIEW_PATH_MAP's twin in the window: one FROM=TO a line, checked before saving, applied at restart."""
+    settings = load_settings()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.path_map.setPlainText("Z:\\media=/mnt/media\n/Volumes/media=/mnt/media\n")
+    dialog.accept()
+    again = load_settings()
+    assert again.path_map.apply("Z:\\media\\A001.mov") == "/mnt/media/A001.mov"
+    assert again.path_map.apply("/Volumes/media/b.mov") == "/mnt/media/b.mov"
+    assert dialog.restart_needed()
+
+    monkeypatch.setattr("preview_desktop.ui.settings_dialog.QMessageBox.warning", lambda *args: None)
+    bad = SettingsDialog(again)
+    qtbot.addWidget(bad)
+    bad.path_map.setPlainText("no equals sign here")
+    bad.accept()  # refused: the file keeps the good map
+    assert bad.result() != QDialog.DialogCode.Accepted
+    assert load_settings().path_map.apply("Z:\\media\\A001.mov") == "/mnt/media/A001.mov"
+
+    monkeypatch.setenv("PREVIEW_PATH_MAP", "Y:\\=/srv")
+    forced = SettingsDialog(load_settings())
+    qtbot.addWidget(forced)
+    assert not forced.path_map.isEnabled() and "PREVIEW_PATH_MAP" in forced.path_map.toolTip()
