@@ -153,6 +153,7 @@ FARM_JOB_SCHEMA: dict[str, Any] = {
         "returnvalue": {"description": "the render's result once completed (with `artifacts`: where the files are)"},
         "failedReason": _nullable("string", description="`cancelled: <reason>` for a cancelled job"),
         "attemptsMade": {"type": "integer"},
+        "processedBy": _nullable("string", description="the node that runs it (or ran it last), once active"),
     },
 }
 

@@ -25,6 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .connection import FarmConfig
+from .registry import FarmKeys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -292,3 +293,12 @@ async def chunk_progress(redis: Redis, prefix: str, queue: str, flow_key: str, p
     done = await script(keys=[flow_key, f"{base}:{parent_id}", f"{base}:events", f"{base}:meta"],
                         args=[index, frame, total, chunks, parent_id, ttl_s])
     return int(done)
+
+
+async def record_processed_by(redis: Redis, keys: FarmKeys, job_id: str, node_id: str) -> None:
+    """Set the job hash's `pb` field (BullMQ's processedBy) to this node.
+
+    Why: Node's BullMQ workers record their name there in moveToActive; the Python Worker (checked with bullmq
+    3.4.4) never passes its name to that script, so our jobs had none, and a client following a farm job could
+    learn its node only from the registry's next heartbeat. Written once per job, with its first progress report."""
+    await redis.hset(f"{keys.prefix}:{keys.queue}:{job_id}", "pb", node_id)

@@ -110,6 +110,8 @@ class FarmClient:
         job = await self.queue.getJob(job_id)
         if job is None:
             return None
+        # "pb": the worker name BullMQ's moveToActive records, our node id: who runs it now (or ran it last)
+        processed_by = await self.redis.hget(f"{self.keys.prefix}:{self.keys.queue}:{job_id}", "pb")
         return {
             "id": str(job.id),
             "name": job.name,
@@ -119,6 +121,7 @@ class FarmClient:
             "returnvalue": job.returnvalue,
             "failedReason": job.failedReason or None,
             "attemptsMade": job.attemptsMade,
+            "processedBy": processed_by or None,
         }
 
     async def status(self) -> FarmStatus:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..core.farm_status import NodeInfo
+from .bullmq_compat import record_processed_by
 from .connection import FarmConfig, Link, backoff_delays, is_connection_error
 from .registry import FarmKeys, publish, read_counts, read_nodes
 from .runner import FarmRun
@@ -42,14 +43,17 @@ class NodeLoops:
     def start(self, redis: Redis) -> None:
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(coro) for coro in
-                      (self._heartbeat_loop(redis), self._cancel_loop(redis), self._progress_loop())]
+                      (self._heartbeat_loop(redis), self._cancel_loop(redis), self._progress_loop(redis))]
 
     def cancel(self) -> None:
         self._stopped = True
         for task in self.tasks:
             task.cancel()
 
-    async def _progress_loop(self) -> None:
+    async def _progress_loop(self, redis: Redis) -> None:
+        """Progress to BullMQ at most every progress_interval_s per job. With a job's first report this node also
+        records itself as the job's `processedBy` (bullmq_compat.record_processed_by), so clients see which node
+        runs it before the registry's next heartbeat."""
         while not self._stopped:
             await asyncio.sleep(self._config.progress_interval_s)
             if not self._link.connected:
@@ -59,6 +63,9 @@ class NodeLoops:
                     continue
                 run.progress_dirty = False
                 try:
+                    if not run.announced:
+                        await record_processed_by(redis, self._keys, str(run.job.id), self._describe().nodeId)
+                        run.announced = True
                     await run.job.updateProgress(run.progress())
                 except Exception as exc:
                     if is_connection_error(exc):

@@ -52,6 +52,7 @@ class FarmRun:
     frame: int = 0
     frames: int = 0
     progress_dirty: bool = False
+    announced: bool = False  # recorded as the job's processedBy (with its first progress report)
     cancel_reason: str | None = None
     artifact_path: str | None = None  # set when the result is published elsewhere (a joined chunked preview)
 

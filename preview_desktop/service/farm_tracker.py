@@ -84,7 +84,8 @@ def update_for(record: Job, farm: dict[str, Any] | None, nodes: dict[str, str],
         return FarmUpdate(JobState.CANCELLED if cancelled else JobState.FAILED, error=reason,
                           attempts_made=attempts, superseded_by=by)
     if state == "active":
-        update = FarmUpdate(JobState.RUNNING, progress=progress, worker=nodes.get(farm_id),
+        by = farm.get("processedBy")  # recorded when it went active; the registry may be a heartbeat behind
+        update = FarmUpdate(JobState.RUNNING, progress=progress, worker=nodes.get(farm_id) or (by and str(by)),
                             attempts_made=attempts + 1)
     elif state == "delayed":  # between retries (or handed back by a stopping node, no attempt used)
         update = FarmUpdate(JobState.RETRYING if attempts else JobState.QUEUED, attempts_made=attempts)

@@ -178,6 +178,9 @@ def test_what_the_farm_says_becomes_the_record(service: JobService, store: Memor
                          {"7": "box:1:ab"})
     assert running is not None and running.state is JobState.RUNNING and running.worker == "box:1:ab"
     assert running.progress is not None and (running.progress.frame, running.progress.fraction) == (5, 0.5)
+    # before the registry's next heartbeat names it, BullMQ's own record of the node (processedBy) does
+    early = update_for(record, {**farm, "state": "active", "processedBy": "box:2:cd"}, {})
+    assert early is not None and early.worker == "box:2:cd"
     retrying = update_for(record, {**farm, "state": "delayed", "attemptsMade": 1}, {})
     assert retrying is not None and retrying.state is JobState.RETRYING
     cancelled = update_for(record, {**farm, "state": "failed", "failedReason": "cancelled: superseded by job 9"}, {},

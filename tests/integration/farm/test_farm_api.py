@@ -112,6 +112,7 @@ def test_submit_through_the_api_completes_on_a_worker_node(
     node_ids = {n["nodeId"] for n in status["nodes"]}
     assert status["nodeId"] in node_ids
     assert job["returnvalue"]["artifacts"]["nodeId"] in node_ids - {status["nodeId"]}
+    assert job["processedBy"] == job["returnvalue"]["artifacts"]["nodeId"]  # BullMQ's own record of the node
     assert status["counts"]["completed"] == 1
 
 
