@@ -158,6 +158,23 @@ FARM_JOB_SCHEMA: dict[str, Any] = {
 }
 
 
+def _download(operation: str, summary: str, id_param: dict[str, Any], not_found: str) -> dict[str, Any]:
+    """One artifact download route: the token or a signed URL's `exp` and `sig`; Range requests."""
+    return {"get": {
+        "operationId": operation,
+        "summary": f"{summary} (Range requests supported)",
+        "description": "Authenticate with the bearer token, or with the `exp` and `sig` of a signed URL.",
+        "parameters": [id_param,
+                       {"name": "name", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": list(ARTIFACT_NAMES)}},
+                       {"name": "exp", "in": "query", "required": False, "schema": {"type": "integer"}},
+                       {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "security": [{"bearer": []}, {}],
+        "responses": {"200": {"description": "the file"}, "206": {"description": "a byte range"},
+                      **_AUTH_ERRORS, "404": _error(not_found), "416": {"description": "range not satisfiable"}},
+    }}
+
+
 def build_openapi() -> dict[str, Any]:
     spec_schema, spec_defs = _lift_defs(spec_json_schema())
     job_routes = {
@@ -221,22 +238,8 @@ def build_openapi() -> dict[str, Any]:
                               **_AUTH_ERRORS, "404": _error("no such job")},
             }
         },
-        "/v1/jobs/{job_id}/artifacts/{name}": {
-            "get": {
-                "operationId": "downloadArtifact",
-                "summary": "Download one artifact (Range requests supported)",
-                "description": "Authenticate with the bearer token, or with the `exp` and `sig` of a signed URL.",
-                "parameters": [_JOB_ID,
-                               {"name": "name", "in": "path", "required": True,
-                                "schema": {"type": "string", "enum": list(ARTIFACT_NAMES)}},
-                               {"name": "exp", "in": "query", "required": False, "schema": {"type": "integer"}},
-                               {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}}],
-                "security": [{"bearer": []}, {}],
-                "responses": {"200": {"description": "the file"}, "206": {"description": "a byte range"},
-                              **_AUTH_ERRORS, "404": _error("no such job or file"),
-                              "416": {"description": "range not satisfiable"}},
-            }
-        },
+        "/v1/jobs/{job_id}/artifacts/{name}": _download("downloadArtifact", "Download one artifact", _JOB_ID,
+                                                         "no such job or file"),
     }
     farm_routes = {
         "/v1/farm": {
@@ -301,22 +304,8 @@ def build_openapi() -> dict[str, Any]:
                               "404": _error("no published preview, or no farm storage on this node")},
             }
         },
-        "/v1/farm/jobs/{farm_job_id}/artifacts/{name}": {
-            "get": {
-                "operationId": "downloadFarmArtifact",
-                "summary": "Download one file of a farm preview (Range requests supported)",
-                "description": "Authenticate with the bearer token, or with the `exp` and `sig` of a signed URL.",
-                "parameters": [_FARM_JOB_ID,
-                               {"name": "name", "in": "path", "required": True,
-                                "schema": {"type": "string", "enum": list(ARTIFACT_NAMES)}},
-                               {"name": "exp", "in": "query", "required": False, "schema": {"type": "integer"}},
-                               {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}}],
-                "security": [{"bearer": []}, {}],
-                "responses": {"200": {"description": "the file"}, "206": {"description": "a byte range"},
-                              **_AUTH_ERRORS, "404": _error("no such preview or file"),
-                              "416": {"description": "range not satisfiable"}},
-            }
-        },
+        "/v1/farm/jobs/{farm_job_id}/artifacts/{name}": _download(
+            "downloadFarmArtifact", "Download one file of a farm preview", _FARM_JOB_ID, "no such preview or file"),
     }
     other_routes = {
         "/v1/events": {
