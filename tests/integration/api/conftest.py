@@ -21,6 +21,15 @@ from tests.support.qtloop import run
 from .harness import REDIS_URL, TOKEN, Api, build_registry, sample_mp4
 
 SUITE_LOGS: list[Path] = []
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist the API suite stays on one worker, in file order: the secrets test (test_zz_...) runs
+    last there and reads every line the suite wrote through the program's log handlers."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.xdist_group("api"))
 
 
 @pytest.fixture(scope="session", autouse=True)
