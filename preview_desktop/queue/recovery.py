@@ -64,7 +64,7 @@ def damage(directory: Path) -> str | None:
             connection.close()
     except sqlite3.DatabaseError as exc:
         return _damage_reason(exc)
-    problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
+    problems = [" ".join(str(row[0]).split()) for row in rows if row and row[0] != "ok"]  # one line each
     return "; ".join(problems[:3]) or None
 
 
@@ -73,7 +73,7 @@ def _damage_reason(exc: sqlite3.DatabaseError) -> str | None:
     if is_disk_full(exc):
         return None
     if (code is not None and code & 0xFF in _DAMAGE_CODES) or not isinstance(exc, sqlite3.OperationalError):
-        return str(exc) or type(exc).__name__
+        return " ".join(str(exc).split()) or type(exc).__name__
     return None  # locked, busy, cannot open: not damage, the opening reports it
 
 
