@@ -79,6 +79,7 @@ class EngineAdapter(QObject):
         self.watch = watch
         self.status: EngineStatus = engine.status()
         self.counts: dict[str, int] = {}
+        self.last_notice: tuple[str, str] | None = None  # (kind, text) of the last NodeNotice, for new widgets
         self._pending: dict[str, Job] = {}
         self._removed: set[str] = set()
         self._flush_scheduled = False
@@ -136,6 +137,7 @@ class EngineAdapter(QObject):
             self.status = event
             self.statusChanged.emit(event)
         elif isinstance(event, NodeNotice):
+            self.last_notice = (event.kind, event.text)
             self.notice.emit(event.kind, event.text)
 
     def _schedule_flush(self) -> None:

@@ -21,6 +21,8 @@ class NodeNoticeLabel(QLabel):
         self._clear.setSingleShot(True)
         self._clear.timeout.connect(self.hide)
         adapter.notice.connect(self.show_notice)
+        if adapter.last_notice is not None and adapter.last_notice[0] != "disk_ok":  # said before we existed
+            self.show_notice(*adapter.last_notice)
 
     def show_notice(self, kind: str, text: str) -> None:
         self._clear.stop()
