@@ -56,6 +56,17 @@ def _new_meta() -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _space_errors(directory: Path) -> Iterator[None]:
+    """SQLITE_FULL or ENOSPC in the store becomes one DiskFull naming its folder (errors.py)."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if is_disk_full(exc):
+            raise disk_full_from(exc, directory, name=str(directory)) from exc
+        raise
+
+
 class LocalStore:
     """The diskcache job store. Thread-safe (one SQLite connection per thread) and multi-process safe."""
 
@@ -74,17 +85,10 @@ class LocalStore:
         self._clock = clock
         try:
             # Everything stays inside SQLite (no side files) so one transaction covers it all.
-            self._cache = diskcache.Cache(
-                str(self.directory),
-                eviction_policy="none",
-                size_limit=2**62,
-                cull_limit=0,
-                timeout=30,
-                disk_min_file_size=2**30,
-            )
+            with _space_errors(self.directory):
+                self._cache = diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**62,
+                                              cull_limit=0, timeout=30, disk_min_file_size=2**30)
         except (OSError, sqlite3.Error) as exc:
-            if is_disk_full(exc):
-                raise disk_full_from(exc, self.directory, name=str(self.directory)) from exc
             raise StoreUnavailable(f"cannot open the job store at {self.directory}: {exc}") from exc
         with self._transact():
             if self._cache.get(META) is None:
@@ -92,15 +96,10 @@ class LocalStore:
 
     @contextlib.contextmanager
     def _transact(self) -> Iterator[None]:
-        """One operation, one transaction. A full disk (SQLITE_FULL, ENOSPC) rolls it back and becomes DiskFull:
-        the store stays as it was, and the caller (the engine) writes again once there is space."""
-        try:
-            with self._cache.transact():
-                yield
-        except (OSError, sqlite3.OperationalError) as exc:
-            if is_disk_full(exc):
-                raise disk_full_from(exc, self.directory, name=str(self.directory)) from exc
-            raise
+        """One operation, one transaction. A full disk rolls it back whole and becomes DiskFull: the store stays
+        as it was, and the caller (the engine) writes again once there is space."""
+        with _space_errors(self.directory), self._cache.transact():
+            yield
 
     # ------------------------------------------------------------------ helpers (inside a transaction)
     def _meta(self) -> dict[str, Any]:
