@@ -333,8 +333,10 @@ def _place(out_dir: Path, fill: Callable[[Path], dict[str, Any] | None]) -> dict
             return None
         _check_out_dir(out_dir)
         swap_in(staging, out_dir, out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}")
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(exc):  # `render --out` on a full disk: one line, not a traceback
+            raise disk_full_from(exc, out_dir.parent) from exc
         raise
     return document
 

@@ -252,3 +252,51 @@ def test_an_unwritable_data_dir_is_a_clear_error(tmp_path: Path, how: str, comma
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "DATA_DIR" in lines[0] and "not a writable folder" in lines[0], done.stderr
+
+
+def test_publishing_into_a_full_farm_storage_is_disk_full_with_no_half_preview(tmp_path: Path) -> None:
+    """The parent of a chunked farm preview joins (here: renders, the shared cache being empty) and publishes into
+    PREVIEW_FARM_STORAGE; on a full farm storage it fails as disk full, leaves nothing there, and succeeds once
+    space is back. The real renderer and the real farm handler, run at the real job boundary."""
+    from preview_desktop.core.layout import Layout
+    from preview_desktop.core.spec import parse_spec
+    from preview_desktop.engine.boundary import run_at_boundary
+    from preview_desktop.farm.flow_jobs import Join, Phases, PreviewHandler
+    from preview_desktop.render.chunk_jobs import ChunkJobs
+
+    clip = make_noise_clip(tmp_path / "media" / "noise.mp4", seconds=4)
+    with tmpfs(tmp_path / "farm", 20) as storage:
+        settings = load_settings().with_overrides(farm_storage=storage)
+        phases = Phases()
+        handler = PreviewHandler(settings, ChunkJobs(settings, Layout(settings.data_dir)), phases)
+        spec_data = {"projectId": "farmfull", "timeline": str(clip)}
+        job = Job(id="20261130-120000-0badf00d", project_id="farmfull", spec=spec_data)
+
+        def attempt() -> Any:
+            phases.offer(job.id, Join("77"))
+            return run_at_boundary(handler, job, lambda j: parse_spec(j.spec), JobContext(job=job),
+                                   settings.data_dir)
+
+        ballast = fill(storage, 2 * MB)
+        outcome = attempt()
+        assert outcome.kind == "failure" and outcome.disk_full and outcome.retryable
+        assert outcome.error.startswith("disk full: no space left in PREVIEW_FARM_STORAGE ("), outcome.error
+        published = storage / "previews" / "farmfull"
+        assert not published.exists() or not list(published.iterdir())  # no half preview, no staging left
+        ballast.unlink()
+        outcome = attempt()
+        assert outcome.kind == "success", outcome.error
+        with av.open(str(published / "77" / "preview.mp4")) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 100
+
+
+def test_render_out_onto_a_full_disk_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    clip = make_noise_clip(tmp_path / "media" / "noise.mp4", seconds=2)
+    with tmpfs(tmp_path / "small", 4) as disk:
+        fill(disk, MB)
+        done = run_cli("render", str(clip), "--out", str(disk / "out"), env={"PREVIEW_CACHE_MAX_BYTES": "0"})
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(
+            f"preview-desktop: error: disk full: no space left in {disk} (")
+        assert sorted(p.name for p in disk.iterdir()) == ["ballast.bin"]  # no half output, no staging
