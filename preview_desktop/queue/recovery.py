@@ -56,6 +56,9 @@ def damage(directory: Path) -> str | None:
     db = directory / DB_NAME
     if not db.is_file():
         return None
+    wal = db.with_name(DB_NAME + "-wal")
+    if db.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0):
+        return "the store file is empty"  # SQLite would take it as a new, empty store and every job would vanish
     try:
         connection = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=30)
         try:

@@ -84,6 +84,8 @@ def damage_db(db: Path, how: str) -> None:
     if how == "truncated":
         with open(db, "r+b") as handle:
             handle.truncate(size // 2 + 1000)  # mid-page
+    elif how == "truncated to nothing":
+        db.write_bytes(b"")
     elif how == "header overwritten":
         with open(db, "r+b") as handle:
             handle.write(os.urandom(100))
@@ -94,7 +96,7 @@ def damage_db(db: Path, how: str) -> None:
                 handle.write(os.urandom(256))
 
 
-@pytest.mark.parametrize("how", ["truncated", "header overwritten", "pages overwritten"])
+@pytest.mark.parametrize("how", ["truncated", "truncated to nothing", "header overwritten", "pages overwritten"])
 def test_a_damaged_store_is_set_aside_and_finished_jobs_come_back(copied: tuple[Path, list[str]], how: str) -> None:
     data_dir, ids = copied
     previews_before = digests(data_dir / "previews")
