@@ -6,9 +6,11 @@ them travel.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 # Exit codes of the CLI (docs/cli.md); errors below carry theirs.
@@ -210,3 +212,14 @@ def disk_full_from(exc: BaseException, folder: Path, data_dir: Path | None = Non
         except (OSError, ValueError):
             pass
     return DiskFull(place, free_bytes(where))
+
+
+@contextlib.contextmanager
+def disk_full_as_typed(folder: Path) -> Iterator[None]:
+    """Writes in `folder` (e.g. the job store) that fail for space raise one DiskFull naming it."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if is_disk_full(exc):
+            raise disk_full_from(exc, folder, name=str(folder)) from exc
+        raise

@@ -30,7 +30,7 @@ import diskcache
 
 from ..core.job import Job, JobState, Progress
 from ..core.spec import JobSpec
-from ..errors import JobNotFound, StoreUnavailable, disk_full_from, is_disk_full
+from ..errors import JobNotFound, StoreUnavailable, disk_full_as_typed
 from . import rules
 from .base import Changes, FarmUpdate, HeartbeatReply, JsonDict, Lease, StoreWatch
 from .rules import LOG_KEEP, MAX_STALLS, RETRY_BASE_SECONDS
@@ -56,28 +56,11 @@ def _new_meta() -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _space_errors(directory: Path) -> Iterator[None]:
-    """SQLITE_FULL or ENOSPC in the store becomes one DiskFull naming its folder (errors.py)."""
-    try:
-        yield
-    except (OSError, sqlite3.OperationalError) as exc:
-        if is_disk_full(exc):
-            raise disk_full_from(exc, directory, name=str(directory)) from exc
-        raise
-
-
 class LocalStore:
     """The diskcache job store. Thread-safe (one SQLite connection per thread) and multi-process safe."""
 
-    def __init__(
-        self,
-        directory: Path,
-        queue_max: int = 1000,
-        clock: Callable[[], float] = time.time,
-        max_stalls: int = MAX_STALLS,
-        retry_base: float = RETRY_BASE_SECONDS,
-    ) -> None:
+    def __init__(self, directory: Path, queue_max: int = 1000, clock: Callable[[], float] = time.time,
+                 max_stalls: int = MAX_STALLS, retry_base: float = RETRY_BASE_SECONDS) -> None:
         self.directory = Path(directory)
         self.queue_max = queue_max
         self.max_stalls = max_stalls
@@ -85,7 +68,7 @@ class LocalStore:
         self._clock = clock
         try:
             # Everything stays inside SQLite (no side files) so one transaction covers it all.
-            with _space_errors(self.directory):
+            with disk_full_as_typed(self.directory):
                 self._cache = diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**62,
                                               cull_limit=0, timeout=30, disk_min_file_size=2**30)
         except (OSError, sqlite3.Error) as exc:
@@ -98,7 +81,7 @@ class LocalStore:
     def _transact(self) -> Iterator[None]:
         """One operation, one transaction. A full disk rolls it back whole and becomes DiskFull: the store stays
         as it was, and the caller (the engine) writes again once there is space."""
-        with _space_errors(self.directory), self._cache.transact():
+        with disk_full_as_typed(self.directory), self._cache.transact():
             yield
 
     # ------------------------------------------------------------------ helpers (inside a transaction)
