@@ -21,15 +21,23 @@ from .errors import EXIT_FAILED, EXIT_OK, PreviewError
 from .settings import Settings
 
 if TYPE_CHECKING:  # the store pulls in pydantic and diskcache: `render` on a cache hit needs neither
+    from .queue.local import LocalStore
     from .service.jobs import JobService
 
 
+def _open_store(settings: Settings) -> LocalStore:
+    """The local store, checked: a damaged one is set aside and refilled (queue/recovery.py; its log line goes
+    to stderr)."""
+    from .core.layout import Layout
+    from .queue.recovery import open_checked
+
+    return open_checked(settings.queue_dir, Layout(settings.data_dir).previews, settings.queue_max)[0]
+
+
 def _service(settings: Settings) -> JobService:
-    from .queue.local import LocalStore
     from .service.jobs import JobService, inline
 
-    return JobService(LocalStore(settings.queue_dir, queue_max=settings.queue_max), settings.effective_media_roots,
-                      inline, path_map=settings.path_map)
+    return JobService(_open_store(settings), settings.effective_media_roots, inline, path_map=settings.path_map)
 
 
 def _print_json(data: Any) -> None:
@@ -103,11 +111,10 @@ async def _submit_to_farm(args: argparse.Namespace, settings: Settings) -> int:
     if args.wait:
         raise InvalidInput("--wait follows local jobs only; follow a farm job with GET /v1/farm/jobs/{id}")
     from .farm.gateway import ClientSeat, FarmGateway
-    from .queue.local import LocalStore
     from .service.jobs import JobService, inline
 
     seat = ClientSeat(settings.redis_url, settings.farm_queue)
-    store = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
+    store = _open_store(settings)
     try:
         jobs = JobService(store, settings.effective_media_roots, inline, farm=FarmGateway(seat),
                           queue_max=settings.queue_max, path_map=settings.path_map)

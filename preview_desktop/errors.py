@@ -6,6 +6,13 @@ them travel.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
 # Exit codes of the CLI (docs/cli.md); errors below carry theirs.
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_QUEUE_FULL, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
@@ -141,3 +148,78 @@ class FarmJobNotFound(JobNotFound):
     def __init__(self, job_id: str) -> None:
         PreviewError.__init__(self, f"no farm job with id {job_id!r}", job_id=job_id)
         self.job_id = job_id
+
+
+class DiskFull(PreviewError):
+    """No space left where we write (ENOSPC, EDQUOT, SQLite's "database or disk is full").
+
+    Not the job's fault and not lasting: the job waits for space without using up its attempts
+    (docs/queue.md, "Disk full"). Raised where the write fails (`disk_full_from`), caught at the job boundary."""
+
+    http_status = 507
+    code = "disk_full"
+    retryable = True
+
+    def __init__(self, place: str, free_bytes: int | None = None) -> None:
+        free = "" if free_bytes is None else f" ({free_bytes / 1e6:.0f} MB free)"
+        super().__init__(f"disk full: no space left in {place}{free}", place=place, free_bytes=free_bytes)
+        self.place = place
+
+
+_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+_SQLITE_FULL = 13
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` (or an exception it was raised from) is "no space left" from the OS or from SQLite."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DiskFull):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(exc, sqlite3.Error) and (
+            getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "database or disk is full" in str(exc)
+        ):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the file system holding `path` (its nearest existing folder); None when unknown."""
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return None
+
+
+def disk_full_from(exc: BaseException, folder: Path, data_dir: Path | None = None, name: str | None = None
+                   ) -> DiskFull:
+    """The DiskFull for a failed write in `folder` (the failing file's folder when the error names one), named
+    DATA_DIR/<part> when it lies under `data_dir`, else `name` (e.g. PREVIEW_FARM_STORAGE) or the path."""
+    if isinstance(exc, DiskFull):
+        return exc
+    filename = exc.filename if isinstance(exc, OSError) and isinstance(exc.filename, str) else None
+    where = Path(filename).parent if filename else folder
+    place = name or str(where)
+    if data_dir is not None:
+        try:
+            parts = where.resolve().relative_to(data_dir.resolve()).parts
+            place = "DATA_DIR/" + parts[0] if parts else "DATA_DIR"
+        except (OSError, ValueError):
+            pass
+    return DiskFull(place, free_bytes(where))
+
+
+@contextlib.contextmanager
+def disk_full_as_typed(folder: Path) -> Iterator[None]:
+    """Writes in `folder` (e.g. the job store) that fail for space raise one DiskFull naming it."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if is_disk_full(exc):
+            raise disk_full_from(exc, folder, name=str(folder)) from exc
+        raise

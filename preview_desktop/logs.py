@@ -6,6 +6,7 @@ whichever module logs it. `add_secret` registers values known at run time (the A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -14,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .errors import SettingsError, is_disk_full
 
 # The password runs to the last "@" before the host, so one with a literal "@" (not %40) is masked whole.
 _URL_PASSWORD_RE = re.compile(r"([a-z][a-z0-9+.-]*://)([^:/@\s]*):(\S+)@(?=[^@\s/]*(?:[/\s?#]|$))", re.IGNORECASE)
@@ -66,6 +69,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """The JSON-lines log file. A full disk drops lines instead of printing a traceback for each (logging's
+    default): it is said once on stderr, and the count of lost lines is logged once space is back."""
+
+    dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        dropped = self.dropped
+        super().emit(record)
+        if dropped and self.dropped == dropped:  # this line went through: space is back
+            self.dropped = 0
+            note = logging.makeLogRecord({"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
+                                          "msg": f"{dropped} log line(s) lost while the disk was full"})
+            super().emit(note)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not is_disk_full(sys.exc_info()[1]):
+            super().handleError(record)
+            return
+        if not self.dropped:
+            print(f"preview-desktop: disk full: log lines to {self.baseFilename} are dropped until there is space",
+                  file=sys.stderr, flush=True)
+        self.dropped += 1
+        if self.stream is not None:  # drop what is buffered too: the next line reopens the file
+            with contextlib.suppress(OSError):
+                self.stream.close()
+            self.stream = None
+
+
 def setup_logging(logs_dir: Path | None, level: str = "INFO", stderr: bool = True) -> None:
     """Configure the root logger once per process (idempotent)."""
     root = logging.getLogger()
@@ -82,10 +114,12 @@ def setup_logging(logs_dir: Path | None, level: str = "INFO", stderr: bool = Tru
         console._preview_desktop = True  # type: ignore[attr-defined]
         root.addHandler(console)
     if logs_dir is not None:
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            logs_dir / LOG_FILE_NAME, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
-        )
+        try:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            file_handler = LogFile(logs_dir / LOG_FILE_NAME, maxBytes=5 * 1024 * 1024, backupCount=5,
+                                   encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError("DATA_DIR", f"{logs_dir} is not a writable folder ({exc.strerror or exc})") from None
         file_handler.setFormatter(JsonFormatter())
         file_handler.addFilter(redactor)
         file_handler._preview_desktop = True  # type: ignore[attr-defined]

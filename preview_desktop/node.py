@@ -11,6 +11,7 @@ import logging
 from typing import Protocol
 
 from .api.server import ApiServer
+from .core.events import NodeNotice
 from .core.handler import HandlerRegistry
 from .core.layout import Layout
 from .engine.engine import Engine
@@ -19,7 +20,7 @@ from .farm.flow_jobs import register_flow_handlers
 from .farm.gateway import FarmGateway
 from .farm.member import FarmMember
 from .queue.base import JobStore
-from .queue.local import LocalStore
+from .queue.recovery import open_checked
 from .render.chunk_jobs import ChunkJobs
 from .render.renderer import RenderHandler
 from .service.farm_tracker import FarmTracker
@@ -74,7 +75,9 @@ class Node:
         self.settings = settings
         self.loop = loop
         self.layout = Layout(settings.data_dir)
-        self.store: JobStore = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
+        # checked at opening: a damaged store is set aside and its finished jobs come back (queue/recovery.py)
+        store, self.recovery = open_checked(settings.queue_dir, self.layout.previews, settings.queue_max)
+        self.store: JobStore = store
         self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop)
         self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
@@ -108,6 +111,8 @@ class Node:
     async def start(self) -> None:
         self.gc.start()
         await self.engine.start()
+        if self.recovery is not None:  # the window says it too (subscribers listen from before start)
+            self.engine.events.emit(NodeNotice("store_recovered", "Job store repaired: " + self.recovery.message))
         for component in self.components:
             await component.start()
 

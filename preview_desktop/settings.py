@@ -40,6 +40,7 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_RETENTION_DAYS": "retention_days",
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
     "PREVIEW_SHUTDOWN_GRACE": "shutdown_grace",
+    "PREVIEW_DISK_FULL_RETRY_SECONDS": "disk_full_retry_seconds",
     "PREVIEW_LOG_LEVEL": "log_level",
     "PREVIEW_WATCH": "watch",
 }
@@ -99,6 +100,7 @@ class Settings:
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
     shutdown_grace: float = 10.0
+    disk_full_retry_seconds: float = 60.0  # a job that met a full disk runs again after this (attempt not counted)
     log_level: str = "INFO"
     output_defaults: Mapping[str, Any] = field(default_factory=dict)  # spec `output` defaults from the window
     watch: tuple[WatchFolder, ...] = ()  # watch folders (issue #18): exports there are queued without a click
@@ -257,7 +259,7 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return _parse_int(name, raw, 0)
     if key == "farm_cache_max_bytes":
         return _parse_int(name, raw, 1)
-    if key in ("lease_seconds", "shutdown_grace"):
+    if key in ("lease_seconds", "shutdown_grace", "disk_full_retry_seconds"):
         return _parse_float(name, raw, 0.5)
     if key in ("retention_days", "job_timeout", "farm_chunk_seconds"):
         return _parse_float(name, raw, 0.0)

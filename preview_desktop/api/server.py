@@ -214,10 +214,15 @@ class ApiServer:
         if other_pid and other_pid != os.getpid() and pid_alive(other_pid):
             log.info("DATA_DIR/api.json belongs to process %d; not replacing it", other_pid)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".api.json.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(json.dumps({"url": self._url, "pid": os.getpid()}) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"url": self._url, "pid": os.getpid()}) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. a full disk: the API serves anyway, local tools just cannot find it
+            log.warning("could not write %s (%s): local tools will not find the API", path, exc)
+            tmp.unlink(missing_ok=True)
+            return
         self._wrote_api_json = True
 
     def _remove_api_json(self) -> None:

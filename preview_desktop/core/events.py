@@ -65,7 +65,17 @@ class EngineStatus:
     farm: int = 0  # of `running`, the renders this node runs for the farm
 
 
-Event = Union[JobUpdated, JobRemoved, JobProgress, JobOutcome, EngineStatus]
+@dataclass(frozen=True)
+class NodeNotice:
+    """Something about this node the user must know now; the window shows it in its status bar.
+
+    kind: "disk_full" (text: "Disk full: ..."), "disk_ok" (space is back: clears it), "store_recovered"."""
+
+    kind: str
+    text: str
+
+
+Event = Union[JobUpdated, JobRemoved, JobProgress, JobOutcome, EngineStatus, NodeNotice]
 Subscriber = Callable[[Event], None]
 
 

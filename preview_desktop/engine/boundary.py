@@ -10,11 +10,12 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.handler import Handler, JobContext, SpecIntake
 from ..core.job import Job
-from ..errors import JobCancelled, PreviewError
+from ..errors import DiskFull, JobCancelled, PreviewError, disk_full_from, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,13 @@ class Outcome:
     error: str | None = None
     traceback: str | None = None
     retryable: bool = True
+    disk_full: bool = False  # no space left: the job waits for space, its attempt not counted (docs/queue.md)
 
 
-def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobContext) -> Outcome:
-    """Turn the job's spec typed and run `handler` on the calling (pool) thread; never raise."""
+def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobContext,
+                    data_dir: Path | None = None) -> Outcome:
+    """Turn the job's spec typed and run `handler` on the calling (pool) thread; never raise. A full disk,
+    however it surfaced (DiskFull, ENOSPC, SQLITE_FULL), becomes one DiskFull naming the folder."""
     started = time.monotonic()
     try:
         ctx.check()
@@ -40,6 +44,8 @@ def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobCont
     except BaseException as exc:  # the job boundary: record, never propagate
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             log.warning("job %s interrupted by %s", job.id, type(exc).__name__)
+        if is_disk_full(exc) and not isinstance(exc, DiskFull):  # a write that no part named: say where
+            exc = disk_full_from(exc, data_dir or Path("."), data_dir)
         message = str(exc) or type(exc).__name__
         if not isinstance(exc, PreviewError):
             message = f"{type(exc).__name__}: {message}"
@@ -51,6 +57,7 @@ def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobCont
             error=message,
             traceback=traceback.format_exc(),
             retryable=retryable,
+            disk_full=isinstance(exc, DiskFull),
         )
     if ctx.cancelled:
         # finished anyway; a result is better than nothing, so keep it

@@ -32,12 +32,13 @@ from ..core.handler import HandlerRegistry, JobContext, ProgressFn, SpecIntake
 from ..core.job import Job, JobState, Progress
 from ..core.layout import Layout
 from ..core.process import make_worker_id
-from ..errors import IllegalTransition, JobNotFound
+from ..errors import DiskFull, IllegalTransition, JobNotFound
 from ..queue.base import JobStore, Lease, StoreWatch
 from ..settings import Settings
 from .boundary import Outcome, run_at_boundary
 from .pool import RenderPool
 from .slots import SlotRun, stored_spec
+from .space import SpaceWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,6 +68,7 @@ class Engine:
         self.registry = registry
         self.loop = loop or asyncio.get_event_loop()
         self.events = EventHub()
+        self.space = SpaceWatch(self.events)  # a full disk: said once, store writes retried until they land
         self.worker_id = make_worker_id()
         self.layout = Layout(settings.data_dir)
         self.pool = RenderPool(settings.max_concurrency, self.loop)
@@ -126,7 +128,11 @@ class Engine:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Load the job mirror, clean leftovers of dead workers, then start the loops."""
-        reaped = await self.call(self.store.reap)
+        try:
+            reaped = await self.call(self.store.reap)
+        except DiskFull as exc:  # the housekeeping loop reaps once there is space
+            reaped = []
+            self.space.saw_full(str(exc))
         if reaped:
             log.info("requeued %d job(s) left running by a stopped worker", len(reaped))
         await self._sync(full=True)
@@ -177,7 +183,7 @@ class Engine:
                 await asyncio.sleep(0.05)
         for job_id, run in list(self.running.items()):
             log.warning("job %s still running at exit: giving it back to the queue", job_id)
-            with contextlib.suppress(IllegalTransition, JobNotFound):
+            with contextlib.suppress(IllegalTransition, JobNotFound, DiskFull):  # DiskFull: its lease will expire
                 await self.call(self.store.release, job_id, run.lease.token)
         if self._watch is not None:
             self._watch.stop()
@@ -269,14 +275,14 @@ class Engine:
             unchanged = empty_at == self._rev and (due is None or time.time() < due)
             while not unchanged and self.leasing and not self._paused and not self._stopping and self.pool.free > 0:
                 rev = self._rev
-                lease = await self.loop.run_in_executor(
+                lease = await self.space.patiently(lambda: self.loop.run_in_executor(
                     self._store_thread, self.store.lease, self.worker_id, self.settings.lease_seconds, kinds
-                )
+                ))
                 empty_at = rev if lease is None else None
                 # pool.free is checked again: the farm node may have taken the slot while we leased
                 if lease is None or self._stopping or self.pool.free <= 0:
                     if lease is not None:
-                        await self.call(self.store.release, lease.job.id, lease.token)
+                        await self.space.patiently(partial(self.call, self.store.release, lease.job.id, lease.token))
                     break
                 self._start(lease)
             if not unchanged:
@@ -315,7 +321,7 @@ class Engine:
             future.set_result(Outcome("failure", 0.0, error=f"unknown job name {job.kind!r} (this node runs: "
                                       f"{', '.join(self.registry.kinds())})", retryable=False))
         else:
-            future = self.pool.submit(partial(run_at_boundary, handler, job, intake, ctx))
+            future = self.pool.submit(partial(run_at_boundary, handler, job, intake, ctx, self.settings.data_dir))
         self.events.emit(self.status())  # after submit: `running` counts the pool's slots
         return ctx, future
 
@@ -390,18 +396,23 @@ class Engine:
         run = self.running.pop(job_id)
         token = run.lease.token
         kind = outcome.kind
+        wait = self.settings.disk_full_retry_seconds if outcome.disk_full else None
+        if outcome.disk_full:
+            self.space.saw_full(outcome.error or "disk full")
+        elif kind == "success":
+            self.space.saw_space()
+        patiently = self.space.patiently  # the outcome lands once the store has room again
         try:
             if kind == "success":
-                job = await self.call(self.store.complete, job_id, token, outcome.result or {})
+                job = await patiently(lambda: self.call(self.store.complete, job_id, token, outcome.result or {}))
             elif kind == "cancelled" and run.interrupted:
-                job = await self.call(self.store.release, job_id, token)
+                job = await patiently(lambda: self.call(self.store.release, job_id, token))
                 kind = "released"
             elif kind == "cancelled":
-                job = await self.call(self.store.acknowledge_cancel, job_id, token)
+                job = await patiently(lambda: self.call(self.store.acknowledge_cancel, job_id, token))
             else:
-                job = await self.call(
-                    self.store.fail, job_id, token, outcome.error or "failed", outcome.traceback, outcome.retryable
-                )
+                job = await patiently(lambda: self.call(self.store.fail, job_id, token, outcome.error or "failed",
+                                                        outcome.traceback, outcome.retryable, wait))
                 kind = "retry" if job.state is JobState.RETRYING else (
                     "cancelled" if job.state is JobState.CANCELLED else "failure")
         except (IllegalTransition, JobNotFound) as exc:
@@ -423,7 +434,8 @@ class Engine:
                 continue
             tokens = {job_id: run.lease.token for job_id, run in self.running.items()}
             progress = {job_id: run.progress for job_id, run in self.running.items()}
-            reply = await self.call(self.store.heartbeat, tokens, self.settings.lease_seconds, progress)
+            reply = await self.space.patiently(
+                partial(self.call, self.store.heartbeat, tokens, self.settings.lease_seconds, progress))
             for job_id in reply.cancel_requested | reply.lost:
                 run = self.running.get(job_id)
                 if run is not None:
@@ -436,10 +448,11 @@ class Engine:
         last_purge = 0.0
         while not self._stopped.is_set():
             await asyncio.sleep(interval)
-            reaped = await self.call(self.store.reap)
+            reaped = await self.space.patiently(lambda: self.call(self.store.reap))
             if reaped:
                 log.info("requeued %d job(s) whose worker stopped responding", len(reaped))
                 await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging)
             if self.settings.retention_days > 0 and time.monotonic() - last_purge > 3600:
                 last_purge = time.monotonic()
-                await self.call(self.store.purge_finished, self.settings.retention_days * 86400)
+                await self.space.patiently(
+                    lambda: self.call(self.store.purge_finished, self.settings.retention_days * 86400))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.handler import HandlerRegistry, JobContext
 from ..core.layout import FarmLayout
-from ..errors import InvalidInput, RenderError
+from ..errors import InvalidInput, RenderError, disk_full_from, is_disk_full
 
 if TYPE_CHECKING:
     from ..core.job import Job
@@ -145,8 +145,10 @@ class PreviewHandler:
             document = self.renderer.join(spec, staging, quiet, job_id=phase.bull_id, created_at=job.created_at,
                                           farm=phase.farm)
             final = layout.publish(staging, spec.projectId, phase.bull_id)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)  # no half preview in the farm storage
+            if is_disk_full(exc):
+                raise disk_full_from(exc, staging, name="PREVIEW_FARM_STORAGE") from exc
             raise
         return {**document, "flow": "joined", "path": str(final)}
 

@@ -102,8 +102,10 @@ class JobStore(Protocol):
 
     def complete(self, job_id: str, token: str, result: JsonDict) -> Job: ...
 
-    def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool) -> Job:
-        """Retry after an exponential backoff while attempts remain (and `retryable`), else failed."""
+    def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool,
+             wait: float | None = None) -> Job:
+        """Retry after an exponential backoff while attempts remain (and `retryable`), else failed. With `wait`
+        (a full disk: not the job's fault) the attempt is not counted and the job runs again after `wait` s."""
         ...
 
     def acknowledge_cancel(self, job_id: str, token: str) -> Job:

@@ -19,6 +19,7 @@ re-prioritised), is skipped when pulled.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,7 +30,7 @@ import diskcache
 
 from ..core.job import Job, JobState, Progress
 from ..core.spec import JobSpec
-from ..errors import JobNotFound, StoreUnavailable
+from ..errors import JobNotFound, StoreUnavailable, disk_full_as_typed
 from . import rules
 from .base import Changes, FarmUpdate, HeartbeatReply, JsonDict, Lease, StoreWatch
 from .rules import LOG_KEEP, MAX_STALLS, RETRY_BASE_SECONDS
@@ -58,14 +59,8 @@ def _new_meta() -> dict[str, Any]:
 class LocalStore:
     """The diskcache job store. Thread-safe (one SQLite connection per thread) and multi-process safe."""
 
-    def __init__(
-        self,
-        directory: Path,
-        queue_max: int = 1000,
-        clock: Callable[[], float] = time.time,
-        max_stalls: int = MAX_STALLS,
-        retry_base: float = RETRY_BASE_SECONDS,
-    ) -> None:
+    def __init__(self, directory: Path, queue_max: int = 1000, clock: Callable[[], float] = time.time,
+                 max_stalls: int = MAX_STALLS, retry_base: float = RETRY_BASE_SECONDS) -> None:
         self.directory = Path(directory)
         self.queue_max = queue_max
         self.max_stalls = max_stalls
@@ -73,19 +68,21 @@ class LocalStore:
         self._clock = clock
         try:
             # Everything stays inside SQLite (no side files) so one transaction covers it all.
-            self._cache = diskcache.Cache(
-                str(self.directory),
-                eviction_policy="none",
-                size_limit=2**62,
-                cull_limit=0,
-                timeout=30,
-                disk_min_file_size=2**30,
-            )
+            with disk_full_as_typed(self.directory):
+                self._cache = diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**62,
+                                              cull_limit=0, timeout=30, disk_min_file_size=2**30)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the job store at {self.directory}: {exc}") from exc
-        with self._cache.transact():
+        with self._transact():
             if self._cache.get(META) is None:
                 self._cache.set(META, _new_meta())
+
+    @contextlib.contextmanager
+    def _transact(self) -> Iterator[None]:
+        """One operation, one transaction. A full disk rolls it back whole and becomes DiskFull: the store stays
+        as it was, and the caller (the engine) writes again once there is space."""
+        with disk_full_as_typed(self.directory), self._cache.transact():
+            yield
 
     # ------------------------------------------------------------------ helpers (inside a transaction)
     def _meta(self) -> dict[str, Any]:
@@ -148,9 +145,13 @@ class LocalStore:
         job = rules.failed_job(spec_data, error, kind, origin, self._clock())
         return self._add(job, cancel_older=spec_data.get("supersede") is not False, queue=False)
 
+    def restore(self, job: Job) -> Job:
+        """Put back a finished job found on disk (queue/recovery.py, after a damaged store was set aside)."""
+        return self._add(job, cancel_older=False, queue=False)
+
     def _add(self, job: Job, cancel_older: bool, queue: bool) -> Job:
         """Store a new job in its supersede group, cancelling the group's unfinished jobs unless told not to."""
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             if queue:
                 rules.check_room(meta["counts"], self.queue_max)
@@ -197,7 +198,7 @@ class LocalStore:
         return bool(self._meta()["paused"])
 
     def set_paused(self, paused: bool) -> None:
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             meta["paused"] = paused
             self._log(meta, "")
@@ -213,7 +214,7 @@ class LocalStore:
 
     def changes_since(self, rev: int) -> Changes:
         """Which jobs changed after revision `rev` (ids in order, once each); None when too far behind."""
-        with self._cache.transact():
+        with self._transact():
             current = int(self._meta()["rev"])
             return rules.changes(rev, current, lambda r: self._cache.get(f"log:{r:012d}"))
 
@@ -228,7 +229,7 @@ class LocalStore:
         """Take the next runnable job (highest priority, then oldest) for `lease_seconds`, or None."""
         allowed = set(kinds) if kinds is not None else None
         now = self._clock()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             if meta["delayed"]:
                 self._promote_due(meta, now)
@@ -273,7 +274,7 @@ class LocalStore:
         now = self._clock()
         cancel: set[str] = set()
         lost: set[str] = set()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             for job_id, token in tokens.items():
                 lease = meta["leases"].get(job_id)
@@ -298,7 +299,7 @@ class LocalStore:
 
     def _finish(self, job_id: str, token: str, update: Callable[[Job, dict[str, Any], float], None]) -> Job:
         now = self._clock()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             held = meta["leases"].get(job_id)
             rules.check_token(held[1] if held else None, job_id, token)
@@ -313,11 +314,12 @@ class LocalStore:
     def complete(self, job_id: str, token: str, result: JsonDict) -> Job:
         return self._finish(job_id, token, lambda job, meta, now: rules.succeed(job, result, now))
 
-    def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool) -> Job:
+    def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool,
+             wait: float | None = None) -> Job:
         """Record a failed attempt: retry after an exponential backoff while attempts remain, else failed."""
 
         def update(job: Job, meta: dict[str, Any], now: float) -> None:
-            due = rules.fail(job, error, tb, retryable, now, self.retry_base)
+            due = rules.fail(job, error, tb, retryable, now, self.retry_base, wait)
             if due is not None:
                 meta["delayed"][job.id] = due
 
@@ -347,7 +349,7 @@ class LocalStore:
     def cancel(self, job_id: str, superseded_by: str | None = None) -> Job:
         """Cancel a waiting job now; ask a running one to stop (its worker sees the flag on its heartbeat)."""
         now = self._clock()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             job = self._cancel_locked(meta, job_id, now, superseded_by)
             self._cache.set(META, meta)
@@ -356,7 +358,7 @@ class LocalStore:
     def retry(self, job_id: str) -> Job:
         """Queue a failed or cancelled job again, with a fresh set of attempts."""
         now = self._clock()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             job = self._load(job_id)
             if job.state in (JobState.FAILED, JobState.CANCELLED):
@@ -371,7 +373,7 @@ class LocalStore:
     def mirror(self, job_id: str, update: FarmUpdate) -> Job:
         """Write the farm's view of a farm record (rules.mirror); a job sent to the farm leaves the local queue."""
         now = self._clock()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             job = self._load(job_id)
             previous = job.state
@@ -385,7 +387,7 @@ class LocalStore:
 
     def set_priority(self, job_id: str, priority: int) -> Job:
         now = self._clock()
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             job = self._load(job_id)
             rules.set_priority(job, priority, now)
@@ -397,7 +399,7 @@ class LocalStore:
 
     def remove(self, job_id: str) -> None:
         """Forget a finished job's record (its preview folder is left alone)."""
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             job = self._load(job_id)
             rules.check_removable(job)
@@ -411,7 +413,7 @@ class LocalStore:
         """Requeue jobs whose lease expired, or whose worker on this host has died. Returns their ids."""
         now = self._clock()
         reaped: list[str] = []
-        with self._cache.transact():
+        with self._transact():
             meta = self._meta()
             for job_id, (deadline, _token, worker) in list(meta["leases"].items()):
                 if not rules.lease_expired(deadline, worker, now):

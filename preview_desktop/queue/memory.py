@@ -286,8 +286,10 @@ class MemoryStore:
     def complete(self, job_id: str, token: str, result: JsonDict) -> Job:
         return self._finish(job_id, token, lambda job, now: rules.succeed(job, result, now))
 
-    def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool) -> Job:
-        return self._finish(job_id, token, lambda job, now: rules.fail(job, error, tb, retryable, now, self.retry_base))
+    def fail(self, job_id: str, token: str, error: str, tb: str | None, retryable: bool,
+             wait: float | None = None) -> Job:
+        return self._finish(job_id, token,
+                            lambda job, now: rules.fail(job, error, tb, retryable, now, self.retry_base, wait))
 
     def acknowledge_cancel(self, job_id: str, token: str) -> Job:
         return self._finish(job_id, token, rules.acknowledge_cancel)

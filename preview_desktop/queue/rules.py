@@ -158,10 +158,19 @@ def retry_delay(retry_base: float, attempts_made: int) -> float:
     return min(RETRY_MAX_SECONDS, retry_base * 2 ** (attempts_made - 1))
 
 
-def fail(job: Job, error: str, tb: str | None, retryable: bool, now: float, retry_base: float) -> float | None:
-    """A failed attempt. Returns when the job runs again (it is retrying), or None (failed, or cancelled)."""
+def fail(job: Job, error: str, tb: str | None, retryable: bool, now: float, retry_base: float,
+         wait: float | None = None) -> float | None:
+    """A failed attempt. Returns when the job runs again (it is retrying), or None (failed, or cancelled).
+
+    `wait`: the failure was not the job's (a full disk): the attempt is given back and the job runs again after
+    `wait` seconds, however many attempts it has used, so it outlives the outage instead of burning through them."""
     job.error = error
     job.traceback = tb
+    if wait is not None and not job.cancel_requested:
+        job.attempts_made = max(0, job.attempts_made - 1)
+        job.transition(JobState.RETRYING, now)
+        job.not_before = now + wait
+        return job.not_before
     if retryable and job.attempts_made < job.attempts_allowed and not job.cancel_requested:
         job.transition(JobState.RETRYING, now)
         job.not_before = now + retry_delay(retry_base, job.attempts_made)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.job import iso
+from ..errors import RenderError
 from .plan import Plan
 
 THUMB_WIDTH = 160
@@ -64,11 +65,9 @@ class Collector:
             self._poster_good = good
 
     def write(self, folder: Path) -> dict[str, Any]:
-        import cv2
-
         poster = self.poster if self.poster is not None else self.fallback
         if poster is not None:
-            cv2.imwrite(str(folder / "poster.jpg"), poster, [cv2.IMWRITE_JPEG_QUALITY, 88])
+            _write_jpeg(folder / "poster.jpg", poster, 88)
         columns = min(SPRITE_COLUMNS, self.count)
         rows = math.ceil(self.count / columns)
         sprite = np.zeros((rows * self.thumb_h, columns * self.thumb_w, 3), dtype=np.uint8)
@@ -81,9 +80,19 @@ class Collector:
             end = min(self.frames, (k + 1) * self.interval) / self.fps
             lines += [f"{_vtt_time(start)} --> {_vtt_time(end)}",
                       f"thumbs.jpg#xywh={x},{y},{self.thumb_w},{self.thumb_h}", ""]
-        cv2.imwrite(str(folder / "thumbs.jpg"), sprite, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        _write_jpeg(folder / "thumbs.jpg", sprite, 80)
         (folder / "thumbs.vtt").write_text("\n".join(lines), encoding="utf-8")
         return {"sprite": "thumbs.jpg", "vtt": "thumbs.vtt", "count": self.count}
+
+
+def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+    """Encode in memory, write with Python: cv2.imwrite only returns False on a full disk; this raises OSError."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RenderError(f"could not encode {path.name}")
+    path.write_bytes(data.tobytes())
 
 
 def looks_like_picture(image: np.ndarray) -> bool:

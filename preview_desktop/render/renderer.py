@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.layout import ARTIFACT_NAMES, Layout, swap_in
-from ..errors import InvalidInput, JobTimeout, MediaError
+from ..errors import InvalidInput, JobTimeout, MediaError, disk_full_from, is_disk_full
 from .files import sha256_hex, write_preview_json
 
 if TYPE_CHECKING:
@@ -160,8 +160,10 @@ class RenderHandler:
                 spec, staging, job_id=job.id, settings=self.settings, ctx=ctx, created_at=job.created_at
             )
             final = layout.publish(staging, spec.projectId, job.id)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is ever published
+            if is_disk_full(exc):  # ENOSPC from a file write, PyAV or SQLite: one typed error naming the folder
+                raise disk_full_from(exc, staging, self.settings.data_dir) from exc
             raise
         record(final)
         return document
@@ -331,8 +333,10 @@ def _place(out_dir: Path, fill: Callable[[Path], dict[str, Any] | None]) -> dict
             return None
         _check_out_dir(out_dir)
         swap_in(staging, out_dir, out_dir.parent / f".{out_dir.name}.old-{secrets.token_hex(4)}")
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(exc):  # `render --out` on a full disk: one line, not a traceback
+            raise disk_full_from(exc, out_dir.parent) from exc
         raise
     return document
 

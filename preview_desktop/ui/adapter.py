@@ -18,7 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..api_token import TokenFile
-from ..core.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated
+from ..core.events import EngineStatus, Event, JobOutcome, JobProgress, JobRemoved, JobUpdated, NodeNotice
 from ..core.farm_status import FarmStatus
 from ..core.intake import project_id_from_name
 from ..core.job import Job, JobState
@@ -54,6 +54,7 @@ class EngineAdapter(QObject):
     info = Signal(str)  # a short confirmation for the status bar
     ready = Signal()  # the node started and its first full sync reached the widgets
     farmStatusChanged = Signal(object)  # FarmStatus: every farm heartbeat and every change of the Redis link
+    notice = Signal(str, str)  # kind (disk_full, disk_ok, store_recovered), text: the node's trouble, said once
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class EngineAdapter(QObject):
         self.watch = watch
         self.status: EngineStatus = engine.status()
         self.counts: dict[str, int] = {}
+        self.last_notice: tuple[str, str] | None = None  # (kind, text) of the last NodeNotice, for new widgets
         self._pending: dict[str, Job] = {}
         self._removed: set[str] = set()
         self._flush_scheduled = False
@@ -134,6 +136,9 @@ class EngineAdapter(QObject):
         elif isinstance(event, EngineStatus):
             self.status = event
             self.statusChanged.emit(event)
+        elif isinstance(event, NodeNotice):
+            self.last_notice = (event.kind, event.text)
+            self.notice.emit(event.kind, event.text)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

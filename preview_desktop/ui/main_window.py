@@ -35,6 +35,7 @@ from .icons import app_icon
 from .job_model import COLUMNS, STATE_FILTERS, TIMELINE_COLUMN, JobFilterProxy, JobTableModel
 from .job_table import EmptyState, JobTable
 from .metrics_dock import MetricsDock
+from .node_notice import NodeNoticeLabel
 from .prefs import window_prefs
 from .queue_dialog import FILE_FILTER, QueueDialog, accepted
 from .settings_dialog import SettingsDialog
@@ -226,6 +227,8 @@ class MainWindow(QMainWindow):
         self.farm_dock.hide()
 
     def _build_status(self) -> None:
+        self.node_notice = NodeNoticeLabel(self.adapter, self)  # disk full, store repaired (ui/node_notice.py)
+        self.statusBar().addPermanentWidget(self.node_notice)
         self.status_label = QLabel(self)
         self.statusBar().addPermanentWidget(self.status_label)
         self.farm_button = FarmStatusButton(self.adapter, self.farm_dock.toggleViewAction(), self)

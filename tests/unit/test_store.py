@@ -170,6 +170,24 @@ def test_failures_retry_with_backoff_then_fail(store: JobStore, clock: Clock) ->
     assert failed.state is JobState.FAILED and failed.error == "boom 3" and failed.traceback == "tb"
 
 
+def test_a_disk_full_failure_waits_without_using_an_attempt(store: JobStore, clock: Clock) -> None:
+    """`wait` (a full disk): the attempt is given back and the job runs again after `wait` seconds, however
+    often it happens; an ordinary failure afterwards still counts."""
+    job = store.submit(make_spec(attempts=2))
+    for _ in range(5):
+        lease = store.lease("w", 30)
+        assert lease is not None and lease.job.attempts_made == 1
+        waiting = store.fail(job.id, lease.token, "disk full: no space left in DATA_DIR/previews", None, True,
+                             wait=60.0)
+        assert waiting.state is JobState.RETRYING and waiting.attempts_made == 0
+        assert store.next_due() == clock.now + 60.0
+        assert store.lease("w", 30) is None  # not before the wait is over
+        clock.now += 60.0
+    lease = store.lease("w", 30)
+    assert lease is not None
+    assert store.fail(job.id, lease.token, "boom", None, True).attempts_made == 1
+
+
 def test_unretryable_failure_fails_at_once(store: JobStore) -> None:
     job = store.submit(make_spec(attempts=5))
     lease = store.lease("w", 30)
