@@ -78,6 +78,7 @@ class Lending:
         self._listeners: list[Callable[[], None]] = []
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="idle-clock")  # one thread: Xlib
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._wake = asyncio.Event()
         initial = None if when == IDLE else 0.0
         self.decision = decide(when, idle_minutes, initial, "not read yet")
@@ -114,21 +115,32 @@ class Lending:
         self._task = asyncio.get_running_loop().create_task(self._poll_loop())
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        closing = asyncio.wrap_future(self._thread.submit(self._close_clock))  # after any reading under way
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(closing, 2.0)  # a hung X server must not hold up the node's stop
+        self._thread.shutdown(wait=False)
+
+    def _close_clock(self) -> None:
         clock, self._clock = self._clock, None
         if clock is not None:
-            self._thread.submit(clock.close)
-        self._thread.shutdown(wait=False)
+            with contextlib.suppress(Exception):
+                clock.close()
 
     def configure(self, when: str, idle_minutes: float) -> None:
         """The window's settings dialog: applies at the next poll (woken now)."""
         if when not in WHEN_CHOICES:
             raise ValueError(f"farm lending must be one of {', '.join(WHEN_CHOICES)}, got {when!r}")
         self._when, self._minutes = when, idle_minutes
-        self._apply(decide(when, idle_minutes, self.idle_s if when == IDLE else 0.0, self._unavailable))
+        if when != IDLE or self.idle_s is not None or self._unavailable is not None:
+            self._apply(decide(when, idle_minutes, self.idle_s if when == IDLE else 0.0, self._unavailable))
+        # else: never read yet; the decision holds until the reading the poller makes now (no needless hand-back)
         self._wake.set()
 
     # ------------------------------------------------------------------ polling

@@ -135,7 +135,7 @@ def test_configure_applies_at_once() -> None:
         assert lending.open()
         lending.configure("never", 10)
         clock.idle = 0
-        lending.configure("idle", 10)  # not read yet in idle mode: not lent until the first reading
+        lending.configure("idle", 10)  # never read yet: the decision holds until the poller's first reading
         await lending.poll_once()
         clock.idle = 3600
         await lending.poll_once()
@@ -145,7 +145,7 @@ def test_configure_applies_at_once() -> None:
         return seen
 
     states = _run(scenario())
-    assert states == [NodeState.NEVER, NodeState.IDLE_ONLY_UNKNOWN, NodeState.IDLE_ONLY_ACTIVE, NodeState.LENDING]
+    assert states == [NodeState.NEVER, NodeState.IDLE_ONLY_ACTIVE, NodeState.LENDING]
 
 
 def test_open_idle_clock_says_why_not() -> None:
