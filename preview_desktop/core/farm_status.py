@@ -50,7 +50,7 @@ class NodeInfo:
     api: str | None = None
     heartbeat: float = 0.0  # unix seconds
     state: str = NodeState.LENDING  # NodeState; older nodes publish none: they always lend
-    stateReason: str | None = None  # why, in words (e.g. "the user was active 2 min ago")
+    stateReason: str | None = None  # why, in words (e.g. "you are active; lent once you are away for 10 min")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
