@@ -17,7 +17,7 @@ from tests.support.redis_server import RedisServer, redis_server  # noqa: F401  
 from tests.support.xvfb import Xvfb, xvfb  # noqa: F401  (the fixture)
 from tests.ui.conftest import fake_demo, fake_render, wait_until
 
-pytestmark = [pytest.mark.redis]
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture
