@@ -202,9 +202,10 @@ class MacIdleClock:
         graphics = _load(("/System/Library/Frameworks/CoreGraphics.framework/CoreGraphics",
                           "/System/Library/Frameworks/ApplicationServices.framework/ApplicationServices"),
                          "", "CoreGraphics")
-        self._since: Callable[[int, int], float] = graphics.CGEventSourceSecondsSinceLastEventType
-        graphics.CGEventSourceSecondsSinceLastEventType.restype = ctypes.c_double
-        graphics.CGEventSourceSecondsSinceLastEventType.argtypes = [ctypes.c_int32, ctypes.c_uint32]
+        since = graphics.CGEventSourceSecondsSinceLastEventType
+        since.restype = ctypes.c_double
+        since.argtypes = [ctypes.c_int32, ctypes.c_uint32]  # CGEventSourceStateID, CGEventType
+        self._since: Callable[[int, int], float] = since
 
     def idle_seconds(self) -> float:
         return float(self._since(_CG_COMBINED_SESSION_STATE, _CG_ANY_INPUT_EVENT))
