@@ -19,6 +19,7 @@ from .engine.gc_guard import MainThreadGC
 from .farm.flow_jobs import register_flow_handlers
 from .farm.gateway import FarmGateway
 from .farm.member import FarmMember
+from .presence.lending import Lending
 from .queue.base import JobStore
 from .queue.recovery import open_checked
 from .render.chunk_jobs import ChunkJobs
@@ -71,7 +72,9 @@ class Node:
         with_api: bool = True,
         with_farm: bool = True,
         with_watch: bool = True,
+        window: bool = False,
     ) -> None:
+        """`window`: the node of the window, an editor's workstation (farm lending defaults to `idle` there)."""
         self.settings = settings
         self.loop = loop
         self.layout = Layout(settings.data_dir)
@@ -82,9 +85,11 @@ class Node:
         self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
         self.farm: FarmMember | None = None
+        self.lending: Lending | None = None  # when this node takes farm jobs (workstation mode, presence/)
         if with_farm and settings.redis_url:
-            self.farm = FarmMember(settings, self.engine, self.layout)
-            self.components.append(self.farm)
+            self.lending = Lending(settings.farm_when_for(window), settings.farm_idle_minutes)
+            self.farm = FarmMember(settings, self.engine, self.layout, lending=self.lending)
+            self.components += [self.lending, self.farm]  # the first idle reading before the first fetch
         self.jobs = JobService(self.store, settings.effective_media_roots, self.engine.call,
                                farm=FarmGateway(self.farm) if self.farm is not None else None,
                                queue_max=settings.queue_max, path_map=settings.path_map)

@@ -36,6 +36,8 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_PATH_MAP": "path_map",
     "PREVIEW_RENDER_THREADS": "render_threads",
     "PREVIEW_FARM_CHUNK_SECONDS": "farm_chunk_seconds",
+    "PREVIEW_FARM_WHEN": "farm_when",
+    "PREVIEW_FARM_IDLE_MINUTES": "farm_idle_minutes",
     "PREVIEW_LEASE_SECONDS": "lease_seconds",
     "PREVIEW_RETENTION_DAYS": "retention_days",
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
@@ -45,6 +47,9 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_WATCH": "watch",
 }
 FIELD_ENV = {v: k for k, v in ENV_NAMES.items()}
+FARM_WHEN_CHOICES = ("always", "idle", "never")
+FARM_WHEN_WINDOW, FARM_WHEN_HEADLESS = "idle", "always"
+FARM_IDLE_MINUTES_MAX = 7 * 24 * 60.0
 SETTINGS_FILE_ENV = "PREVIEW_SETTINGS"
 
 
@@ -96,6 +101,8 @@ class Settings:
     path_map: PathMap = field(default_factory=PathMap)  # FROM=TO prefixes for paths written on other machines
     render_threads: int | None = None  # threads one render may use; None: as many as it likes (all cores)
     farm_chunk_seconds: float = 10.0  # least output per farm chunk (docs/farm.md, "One preview, many nodes"); 0: off
+    farm_when: str | None = None  # always | idle | never: when this node takes farm jobs; None: `farm_when_for`
+    farm_idle_minutes: float = 10.0  # idle mode: the user away this long lends the computer (docs/farm.md)
     lease_seconds: float = 30.0
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
@@ -115,6 +122,11 @@ class Settings:
     @property
     def effective_media_roots(self) -> tuple[Path, ...]:
         return self.media_roots or (Path.home(), self.data_dir / "media")
+
+    def farm_when_for(self, window: bool) -> str:
+        """When this node takes farm jobs: as set, else `idle` for the window (an editor's workstation) and
+        `always` headless (a render box)."""
+        return self.farm_when or (FARM_WHEN_WINDOW if window else FARM_WHEN_HEADLESS)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -270,6 +282,16 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return level
     if key == "watch":
         return _parse_watch(raw, name)
+    if key == "farm_when":
+        when = str(raw).strip().lower() if raw is not None else ""
+        if when not in FARM_WHEN_CHOICES:
+            raise SettingsError(name, f"must be always, idle or never, got {raw!r}")
+        return when
+    if key == "farm_idle_minutes":
+        minutes = _parse_float(name, raw, 0.0)
+        if not 0 < minutes <= FARM_IDLE_MINUTES_MAX:
+            raise SettingsError(name, f"must be more than 0 and at most {FARM_IDLE_MINUTES_MAX:g} minutes, got {raw!r}")
+        return minutes
     if key == "watch_settle_seconds":
         return _parse_float(name, raw, 0.0)
     if key == "output_defaults":

@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3}"
 SYSTEM_PACKAGES=(redis-server ffmpeg xvfb xauth libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
   libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-xfixes0 libnss3 libasound2
-  libpulse0 python3-venv)
+  libpulse0 python3-venv xdotool libxss1)
 
 missing_packages() {
   local missing=()

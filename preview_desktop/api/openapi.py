@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from .. import __version__
+from ..core.farm_status import NodeState
 from ..core.job import JobState
 from ..core.layout import ARTIFACT_NAMES, JOB_ID_RE
 from ..core.spec import PROJECT_ID_PATTERN, spec_json_schema
@@ -119,6 +120,8 @@ FARM_STATUS_SCHEMA: dict[str, Any] = {
         "counts": {"type": "object", "additionalProperties": {"type": "integer"},
                    "description": "waiting, prioritized, active, delayed, paused, completed, failed"},
         "updated": _nullable("number", description="Unix seconds of the snapshot"),
+        "state": _nullable("string", description="whether this node takes farm jobs now (see FarmNode.state)"),
+        "stateReason": _nullable("string", description="why, in words"),
     },
 }
 
@@ -137,6 +140,11 @@ FARM_NODE_SCHEMA: dict[str, Any] = {
         "localRunning": {"type": "integer"},
         "api": _nullable("string"),
         "heartbeat": {"type": "number", "description": "Unix seconds"},
+        "state": {"type": "string", "enum": list(NodeState.ALL),
+                  "description": "lending: takes farm jobs; idle-only-active: workstation mode, its user is active; "
+                                 "idle-only-unknown: workstation mode, the user's idle time cannot be read (takes "
+                                 "none); never: takes no farm jobs"},
+        "stateReason": _nullable("string", description="why, in words"),
     },
 }
 

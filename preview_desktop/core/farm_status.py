@@ -12,6 +12,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+class NodeState:
+    """Whether a node takes farm jobs now (`NodeInfo.state`, `FarmStatus.state`, GET /v1/farm): plain strings on
+    the wire. More states join this list (a node that rests, a node that drains)."""
+
+    LENDING = "lending"  # takes farm jobs
+    IDLE_ONLY_ACTIVE = "idle-only-active"  # workstation mode (PREVIEW_FARM_WHEN=idle) and its user is active
+    IDLE_ONLY_UNKNOWN = "idle-only-unknown"  # workstation mode, but the user's idle time cannot be read: no farm work
+    NEVER = "never"  # PREVIEW_FARM_WHEN=never: a client of the farm only
+
+    ALL = (LENDING, IDLE_ONLY_ACTIVE, IDLE_ONLY_UNKNOWN, NEVER)
+
+
 @dataclass
 class FarmJobInfo:
     """A farm job running on a node, as the registry shows it."""
@@ -37,6 +49,8 @@ class NodeInfo:
     localRunning: int = 0
     api: str | None = None
     heartbeat: float = 0.0  # unix seconds
+    state: str = NodeState.LENDING  # NodeState; older nodes publish none: they always lend
+    stateReason: str | None = None  # why, in words (e.g. "you are active; lent once you are away for 10 min")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -61,6 +75,8 @@ class FarmStatus:
     counts: dict[str, int] = field(default_factory=dict)
     updated: float = field(default_factory=time.time)
     nodeId: str | None = None  # this node's id on the farm (None: read from outside, by a client)
+    state: str | None = None  # this node's NodeState, as it is now (None: read from outside)
+    stateReason: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,13 +6,14 @@ own `Worker.run()`: farm/bullmq_compat.py). Each fetch in flight holds a claim o
 the loops, whose round trips overlap, never fetch more jobs than there are slots. If a local job took the slot
 meanwhile, the job goes straight back to the queue, no attempt used. A completion that finds its slot still free
 takes the node's next job in the same Redis script (`claim_next` / `take_next`, called by the worker).
+Fetching also waits while any `FetchGate` is closed (workstation mode: the user is at this computer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from .bullmq_compat import BullJob, FarmWorker, move_back
@@ -33,10 +34,20 @@ class SlotSource(Protocol):
     def on_slots_changed(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
+class FetchGate(Protocol):
+    """One condition for taking farm jobs (workstation mode's lending, presence/lending.py; more may join): the
+    fetch loops fetch only while every gate is open, and a gate that changes wakes them. What runs is not the
+    gate's business: a gate that wants running farm renders back says so to the farm member itself."""
+
+    def open(self) -> bool: ...
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]: ...  # returns: unsubscribe
+
+
 class Fetcher:
     def __init__(self, engine: SlotSource, worker: FarmWorker, link: Link, config: FarmConfig,
-                 start_job: Callable[[BullJob, str], None]) -> None:
+                 start_job: Callable[[BullJob, str], None], gates: Sequence[FetchGate] = ()) -> None:
         self._engine = engine
+        self._gates = tuple(gates)
         self._worker = worker
         self._link = link
         self._config = config
@@ -44,11 +55,12 @@ class Fetcher:
         self._stopping = False
         self._slot = asyncio.Event()
         self._fetching = 0  # fetches in flight: each one holds a claim on a free slot
-        self._unsubscribe: Callable[[], None] = lambda: None
+        self._subscriptions: list[Callable[[], None]] = []  # each one unsubscribes
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._unsubscribe = self._engine.on_slots_changed(self._on_slots_changed)  # freed, resumed, capacity up
+        self._subscriptions = [self._engine.on_slots_changed(self._on_slots_changed),  # freed, resumed, capacity up
+                               *(gate.on_change(self._on_slots_changed) for gate in self._gates)]  # a gate opened
         loop = asyncio.get_running_loop()
         # one fetcher per slot: fetch round trips overlap (throughput) while each still needs a free slot
         self.tasks = [loop.create_task(self._fetch_loop()) for _ in range(max(1, self._engine.capacity))]
@@ -56,18 +68,21 @@ class Fetcher:
     def stop(self) -> None:
         """Fetch no more (running jobs are not touched)."""
         self._stopping = True
-        self._unsubscribe()
+        for unsubscribe in self._subscriptions:
+            unsubscribe()
         self._slot.set()
         for task in self.tasks:
             task.cancel()
 
     def _on_slots_changed(self) -> None:
-        """A slot freed, the queue resumed or capacity rose: wake the fetch loops, but only if one may fetch now."""
+        """A slot freed, the queue resumed, capacity rose or a gate changed: wake the fetch loops, but only if one
+        may fetch now."""
         if self._may_fetch():
             self._slot.set()
 
     def _may_fetch(self) -> bool:
-        return not self._stopping and self._engine.free_slots - self._fetching > 0
+        return (not self._stopping and self._engine.free_slots - self._fetching > 0
+                and all(gate.open() for gate in self._gates))
 
     async def _fetch_loop(self) -> None:
         delays = backoff_delays(self._config)

@@ -23,13 +23,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from .. import __version__
-from ..core.farm_status import FarmStatus, NodeInfo
+from ..core.farm_status import FarmStatus, NodeInfo, NodeState
 from ..core.layout import Layout
 from ..settings import Settings
 from .bullmq_compat import FarmWorker
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error, make_client, register_url_secret
-from .fetching import Fetcher, SlotSource
+from .fetching import Fetcher, FetchGate, SlotSource
 from .flows import FarmFlows
 from .loops import NodeLoops
 from .registry import FarmKeys, unpublish
@@ -50,9 +50,19 @@ class FarmEngine(SlotSource, SlotRunner, Protocol):
     def local_running(self) -> int: ...
 
 
+class Lending(FetchGate, Protocol):
+    """Workstation mode (presence/lending.py): a gate that says why in the node's state, and whose closing takes
+    this computer back: the farm renders running here return to the queue."""
+
+    @property
+    def state(self) -> str: ...  # NodeState
+    @property
+    def reason(self) -> str: ...
+
+
 class FarmMember:
     def __init__(self, settings: Settings, engine: FarmEngine, layout: Layout, config: FarmConfig | None = None,
-                 prefix: str = "bull") -> None:
+                 prefix: str = "bull", lending: Lending | None = None) -> None:
         assert settings.redis_url, "FarmMember needs settings.redis_url"
         self.engine = engine
         self.settings = settings
@@ -66,6 +76,7 @@ class FarmMember:
         self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=False, nodeId=self.node_id)
         self._listeners: list[Callable[[FarmStatus], None]] = []
         self._prefix = prefix
+        self._unlend: Callable[[], None] = lambda: None
         self._redis: Redis | None = None
         self._client: FarmClient | None = None
         self._worker = FarmWorker(self.keys.queue, prefix, self.node_id, self.config)
@@ -73,7 +84,9 @@ class FarmMember:
                                   self.host, lambda: self.client, self._notify_soon)
         self._runner.flows = FarmFlows(settings, self.config, self.keys, self.link, self.node_id, lambda: self.client,
                                        self._farm_slots)
-        self._fetcher = Fetcher(engine, self._worker, self.link, self.config, self._runner.start)
+        self.lending = lending
+        gates: list[FetchGate] = [lending] if lending is not None else []
+        self._fetcher = Fetcher(engine, self._worker, self.link, self.config, self._runner.start, gates)
         self._loops = NodeLoops(self._runner.running, self.link, self.config, self.keys, self.node_info,
                                 self._on_heartbeat)
 
@@ -102,12 +115,15 @@ class FarmMember:
         self._redis = make_client(self.url, self.config, name=f"preview-desktop:{self.node_id}")
         self._worker.open(self._redis, self._runner.process, self._on_worker_error, self._fetcher)
         self.link.on_change(self._notify)
+        if self.lending is not None:
+            self._unlend = self.lending.on_change(self._on_lending_changed)
         self._fetcher.start()
         self._loops.start(self._redis)
         log.info("farm: node %s joins queue %r on %s", self.node_id, self.keys.queue, self.link.url)
 
     async def stop(self) -> None:
         """Stop fetching; let running farm jobs finish briefly, then hand them back to the queue."""
+        self._unlend()
         self._fetcher.stop()
         deadline = time.monotonic() + min(2.0, self.settings.shutdown_grace)
         while self.running and time.monotonic() < deadline:
@@ -141,7 +157,9 @@ class FarmMember:
 
     def snapshot(self) -> FarmStatus:
         """The farm as the last heartbeat saw it, with the link's state as it is now."""
-        return replace(self.status, connected=self.link.connected, error=self.link.error)
+        state, reason = self._state()
+        return replace(self.status, connected=self.link.connected, error=self.link.error, state=state,
+                       stateReason=reason)
 
     def on_status(self, callback: Callable[[FarmStatus], None]) -> None:
         """Called on the loop thread whenever the farm snapshot or the link state changes."""
@@ -149,20 +167,41 @@ class FarmMember:
 
     def node_info(self) -> NodeInfo:
         """This node as the registry shows it (published at each heartbeat)."""
+        state, reason = self._state()
         return NodeInfo(
             nodeId=self.node_id, host=self.host, pid=os.getpid(), version=__version__,
             capacity=self.engine.capacity, running=[r.info() for r in self.running.values()],
             localRunning=self.engine.local_running, api=self.api.url if self.api is not None else None,
+            state=state, stateReason=reason,
         )
+
+    def _state(self) -> tuple[str, str | None]:
+        """This node's NodeState and its reason (the registry, GET /v1/farm, the window's status bar)."""
+        if self.lending is None:
+            return NodeState.LENDING, None
+        return self.lending.state, self.lending.reason
 
     def _farm_slots(self) -> int:
         """Render slots of the live nodes (last heartbeat): how many chunks a preview is cut into, at most."""
         return sum(node.capacity for node in self.status.nodes) or self.engine.capacity
 
+    def _on_lending_changed(self) -> None:
+        """Workstation mode changed its mind. Closed: the user is back, the farm renders here go back to the queue
+        (the fetch loops stop by themselves); either way the state shows at once here and in the registry at the
+        next heartbeat."""
+        assert self.lending is not None
+        if not self.lending.open():
+            self._runner.hand_back_all(self.lending.reason)
+        mine = next((n for n in self.status.nodes if n.nodeId == self.node_id), None)
+        if mine is not None:
+            mine.state, mine.stateReason = self.lending.state, self.lending.reason
+        self._notify()
+
     # ------------------------------------------------------------------ status
     def _notify(self) -> None:
         self.status.connected = self.link.connected
         self.status.error = self.link.error
+        self.status.state, self.status.stateReason = self._state()
         for callback in list(self._listeners):
             callback(self.status)
 

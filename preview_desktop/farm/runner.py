@@ -155,6 +155,18 @@ class FarmRunner:
         for run in self.running.values():
             run.ctx.cancel_event.set()
 
+    def hand_back_all(self, why: str) -> int:
+        """This node stops lending itself (its user came back): as `interrupt_all`, the farm renders stop at their
+        next frame and their jobs go back to the queue at once, no attempt used; local renders are not touched.
+        Returns how many were asked."""
+        runs = [r for r in self.running.values() if r.cancel_reason is None and not r.ctx.cancel_event.is_set()]
+        for run in runs:
+            run.ctx.cancel_event.set()
+        if runs:
+            log.info("farm: handing %d farm job(s) back to the queue (%s): %s", len(runs), why,
+                     ", ".join(str(r.job.id) for r in runs))
+        return len(runs)
+
     async def _settle_supersede(self, job: BullJob) -> None:
         """At pickup: register the job for supersede (it may come from a producer other than FarmClient),
         cancel older ones of its project + timeline, and stop this one if a newer live one supersedes it."""

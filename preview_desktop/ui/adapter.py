@@ -26,7 +26,7 @@ from ..core.layout import Layout
 from ..core.submission import PathSource
 from ..errors import PreviewError
 from ..settings import Settings, WatchFolder
-from .ports import ApiPort, DemoMaker, EnginePort, JobsPort, WatchPort
+from .ports import ApiPort, DemoMaker, EnginePort, JobsPort, LendingPort, WatchPort
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class EngineAdapter(QObject):
         api: ApiPort | None = None,
         make_demo: DemoMaker | None = None,
         watch: WatchPort | None = None,
+        lending: LendingPort | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -77,6 +78,7 @@ class EngineAdapter(QObject):
         self.loop = loop
         self._make_demo = make_demo
         self.watch = watch
+        self.lending = lending
         self.status: EngineStatus = engine.status()
         self.counts: dict[str, int] = {}
         self.last_notice: tuple[str, str] | None = None  # (kind, text) of the last NodeNotice, for new widgets
@@ -289,6 +291,11 @@ class EngineAdapter(QObject):
         return self.spawn(self._each(ids, self.service.send_to_farm, "send to the farm"), "sending jobs to the farm")
 
     # ------------------------------------------------------------------ watch folders
+    def set_lending(self, when: str, idle_minutes: float) -> None:
+        """Workstation mode, applied at once (the status bar follows through the farm status)."""
+        if self.lending is not None:
+            self.lending.configure(when, idle_minutes)
+
     def watch_status(self) -> dict[str, str]:
         """Folder path -> events | polling | unavailable, as the watcher last saw it (empty without one)."""
         return {s.path: s.mode for s in self.watch.status()} if self.watch is not None else {}

@@ -55,11 +55,12 @@ def run_window(settings: Settings, screenshot: Path | None = None) -> int:
     loop = make_event_loop(app)
     shooting = screenshot is not None
     # A screenshot looks at the data; it must not start renders, bind the API port or join the farm.
-    node = Node(settings, loop, with_api=not shooting, with_farm=not shooting, with_watch=not shooting)
+    node = Node(settings, loop, with_api=not shooting, with_farm=not shooting, with_watch=not shooting,
+                window=True)
     if shooting:
         node.engine.leasing = False
     adapter = EngineAdapter(node.engine, node.jobs, settings, loop, api=node.api, make_demo=make_demo,
-                            watch=node.watch)
+                            watch=node.watch, lending=node.lending)
     window = MainWindow(adapter, settings)
     done = asyncio.Event()
     stop_jobs = True

@@ -25,11 +25,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.farm_status import FarmStatus
+from ..core.farm_status import FarmStatus, NodeState
 from ..core.job import Job
 from .adapter import EngineAdapter
 
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+# this node's state in the status bar (FarmStatus.state); an unknown state shows as itself
+STATE_TEXT = {
+    NodeState.LENDING: "Farm: lending this computer",
+    NodeState.IDLE_ONLY_ACTIVE: "Farm: idle-only, you are active",
+    NodeState.IDLE_ONLY_UNKNOWN: "Farm: idle-only, cannot tell if you are away",
+    NodeState.NEVER: "Farm: not lending this computer",
+}
 
 
 class FarmView(QWidget):
@@ -159,8 +166,14 @@ class FarmStatusButton(QToolButton):
             c = status.counts
             waiting = c.get("waiting", 0) + c.get("prioritized", 0) + c.get("delayed", 0)
             nodes = len(status.nodes)
-            text = f"Farm: {nodes} node{'s' if nodes != 1 else ''} · {c.get('active', 0)} rendering · {waiting} waiting"
+            text = f"{nodes} node{'s' if nodes != 1 else ''} · {c.get('active', 0)} rendering · {waiting} waiting"
+            if status.state is None:
+                text = f"Farm: {text}"
+            else:  # this computer first: is it lending itself?
+                text = f"{STATE_TEXT.get(status.state, f'Farm: {status.state}')} · {text}"
             tip = f"Connected to {status.url}, queue '{status.queue}'. Click to show the Farm view."
+            if status.stateReason:
+                tip = f"This computer: {status.stateReason}. {tip}"
             color = ""
         elif status.error:
             text = "Farm: offline, reconnecting"

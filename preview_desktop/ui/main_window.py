@@ -360,6 +360,8 @@ class MainWindow(QMainWindow):
         self.settings = dialog.updated_settings()
         if "max_concurrency" in dialog.saved and dialog.saved["max_concurrency"] != self.adapter.status.capacity:
             self.adapter.set_concurrency(dialog.saved["max_concurrency"])
+        if "farm_when" in dialog.saved or "farm_idle_minutes" in dialog.saved:
+            self.adapter.set_lending(self.settings.farm_when_for(window=True), self.settings.farm_idle_minutes)
         if "watch" in dialog.saved or "output_defaults" in dialog.saved:
             self.adapter.set_watch_folders(self.settings.watch, dict(self.settings.output_defaults))
         message = "Settings saved" + ("; some apply after a restart" if dialog.restart_needed() else "")

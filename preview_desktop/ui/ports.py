@@ -74,6 +74,13 @@ class WatchPort(Protocol):
     def status(self) -> Sequence[WatchedFolder]: ...
 
 
+class LendingPort(Protocol):
+    """Workstation mode (presence/lending.py): the settings dialog changes it at once. Its state reaches the
+    window in FarmStatus (`state`, `stateReason`), like the rest of the farm."""
+
+    def configure(self, when: str, idle_minutes: float) -> None: ...
+
+
 DemoMaker = Callable[[Path], Path]  # writes demo media into a folder, returns the timeline
 
 

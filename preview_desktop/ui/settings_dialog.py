@@ -12,8 +12,10 @@ from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -30,12 +32,13 @@ from PySide6.QtWidgets import (
 
 from ..api_token import TokenFile
 from ..core.pathmap import parse_path_map
-from ..settings import FIELD_ENV, Settings, write_settings_file
+from ..settings import FARM_IDLE_MINUTES_MAX, FIELD_ENV, Settings, write_settings_file
 from .ports import TokenKeeper
 from .queue_dialog import OutputFields
 from .watch_folders import WatchFoldersBox
 
 RESTART_FIELDS = ("data_dir", "queue_max", "media_roots", "redis_url", "api_port", "path_map")
+FARM_WHEN_LABELS = {"idle": "Only while I am away", "always": "Always", "never": "Never"}
 
 
 class SettingsDialog(QDialog):
@@ -101,6 +104,20 @@ class SettingsDialog(QDialog):
         self.path_map.setToolTip("Media and timeline paths from other platforms, mapped to this computer's "
                                  "(PREVIEW_PATH_MAP). Media folders still apply after mapping.")
         lock(self.path_map, "path_map", ff, "Path mapping")
+        self.farm_when = QComboBox()
+        for when, label in FARM_WHEN_LABELS.items():
+            self.farm_when.addItem(label, when)
+        self.farm_when.setCurrentIndex(self.farm_when.findData(settings.farm_when_for(window=True)))
+        self.farm_when.setToolTip("When this computer takes farm jobs (PREVIEW_FARM_WHEN). Away: no keyboard or mouse "
+                                  "input for the time below; farm renders go back to the queue when you return.")
+        lock(self.farm_when, "farm_when", ff, "Lend this computer")
+        self.idle_minutes = QDoubleSpinBox()
+        self.idle_minutes.setRange(0.05, FARM_IDLE_MINUTES_MAX)
+        self.idle_minutes.setDecimals(2)
+        self.idle_minutes.setValue(settings.farm_idle_minutes)
+        self.idle_minutes.setSuffix(" min")
+        self.idle_minutes.setToolTip("How long without input counts as away (PREVIEW_FARM_IDLE_MINUTES)")
+        lock(self.idle_minutes, "farm_idle_minutes", ff, "Away after")
         self.api_port = QSpinBox()
         self.api_port.setRange(0, 65535)
         self.api_port.setValue(settings.api_port)
@@ -132,8 +149,8 @@ class SettingsDialog(QDialog):
         self.watch = WatchFoldersBox(settings.watch, settings.output_defaults, status=watch_status,
                                      locked_by=FIELD_ENV["watch"] if "watch" in forced else "")
 
-        note = QLabel("Renders and watch folders apply at once. Data folder, queue limit, media folders, farm and "
-                      "API port apply the next time Preview Desktop starts.")
+        note = QLabel("Renders, lending and watch folders apply at once. Data folder, queue limit, media folders, "
+                      "farm and API port apply the next time Preview Desktop starts.")
         note.setWordWrap(True)
         note.setStyleSheet("color: palette(placeholder-text);")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -173,7 +190,11 @@ class SettingsDialog(QDialog):
             "output_defaults": self.output.value(),
             "watch": self.watch.folders(),
             "path_map": self._path_map_lines(),
+            "farm_idle_minutes": round(self.idle_minutes.value(), 2),
         }
+        when = str(self.farm_when.currentData())
+        if self.settings.farm_when is not None or when != self.settings.farm_when_for(window=True):
+            values["farm_when"] = when  # only once chosen: a --worker reading the same file keeps its own default
         return {k: v for k, v in values.items() if k not in self.settings.forced}
 
     def _path_map_lines(self) -> list[str]:
@@ -201,6 +222,9 @@ class SettingsDialog(QDialog):
             changes["output_defaults"] = self.saved["output_defaults"]
         if "watch" in self.saved:
             changes["watch"] = tuple(self.saved["watch"])
+        for key in ("farm_when", "farm_idle_minutes"):
+            if key in self.saved:
+                changes[key] = self.saved[key]
         return self.settings.with_overrides(**changes)
 
     def restart_needed(self) -> bool:

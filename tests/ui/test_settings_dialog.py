@@ -107,3 +107,25 @@ def test_path_mapping_is_a_window_setting(tmp_path: Path, qtbot: Any, monkeypatc
     forced = SettingsDialog(load_settings())
     qtbot.addWidget(forced)
     assert not forced.path_map.isEnabled() and "PREVIEW_PATH_MAP" in forced.path_map.toolTip()
+
+
+def test_farm_lending_is_a_window_setting(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shown as the window's default (idle) and written only once chosen, so a --worker reading the same settings
+    file keeps its own default (always); the minutes are written with it."""
+    monkeypatch.delenv("PREVIEW_FARM_WHEN", raising=False)
+    settings = load_settings()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    assert dialog.farm_when.currentData() == "idle" and dialog.idle_minutes.value() == 10
+    assert "farm_when" not in dialog.values()
+    dialog.farm_when.setCurrentIndex(dialog.farm_when.findData("never"))
+    dialog.idle_minutes.setValue(2.5)
+    dialog.accept()
+    again = load_settings()
+    assert again.farm_when == "never" and again.farm_idle_minutes == 2.5
+    assert dialog.updated_settings().farm_when_for(window=True) == "never"
+    monkeypatch.setenv("PREVIEW_FARM_WHEN", "always")
+    forced = SettingsDialog(load_settings())
+    qtbot.addWidget(forced)
+    assert not forced.farm_when.isEnabled() and "PREVIEW_FARM_WHEN" in forced.farm_when.toolTip()
+    assert forced.farm_when.currentData() == "always" and "farm_when" not in forced.values()

@@ -80,6 +80,7 @@ ALLOWED: dict[str, set[str]] = {
     "farm": {"core", "engine"} | LEAVES,
     "api": {"core", "api_token"} | LEAVES,
     "watch": {"core"} | LEAVES,  # beside service/: it reaches jobs through its own WatchJobs Protocol
+    "presence": {"core"} | LEAVES,  # the user's idle time (OS calls) and workstation lending; the farm sees a gate
     "ui": {"core", "api_token", "about", "qt_compat"} | LEAVES,
 }
 # The window's wiring (it builds the node and hands the adapter its ports), like node.py for the headless node.
@@ -130,10 +131,10 @@ def test_the_layering_check_sees_an_upward_import(tmp_path: Path) -> None:
 
 
 def test_api_farm_service_import_no_qt_statically() -> None:
-    for path in _modules("api", "farm", "service", "watch"):
+    for path in _modules("api", "farm", "service", "watch", "presence"):
         bad = {n for n in _imports(path) if n.split(".")[0] in ("PySide6", "pyqtgraph", "qasync", "shiboken6")}
         assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
 
 
 def test_api_farm_service_import_with_qt_blocked() -> None:
-    _import_with_qt_blocked("api", "farm", "service", "watch")
+    _import_with_qt_blocked("api", "farm", "service", "watch", "presence")

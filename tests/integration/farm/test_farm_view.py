@@ -105,6 +105,32 @@ def test_status_bar_button_shows_the_farm_at_a_glance_and_opens_the_view(qtbot: 
     assert "#b3261e" in button.styleSheet()
 
 
+def test_status_bar_button_says_whether_this_computer_is_lent(qtbot: Any) -> None:
+    from PySide6.QtGui import QAction
+
+    from preview_desktop.core.farm_status import NodeState
+    from preview_desktop.ui.farm_view import FarmStatusButton
+
+    def status(state: str, reason: str) -> FarmStatus:
+        return FarmStatus(url="redis://farm.local:6379/0", queue="previews", connected=True, counts={"waiting": 2},
+                          state=state, stateReason=reason)
+
+    farm = FarmAdapter(status(NodeState.LENDING, "lent while you are away (no input for 10 min or more)"))
+    button = FarmStatusButton(farm, QAction("Farm"))
+    qtbot.addWidget(button)
+    assert button.text() == "Farm: lending this computer · 0 nodes · 0 rendering · 2 waiting"
+    assert "This computer: lent while you are away" in button.toolTip()
+    farm.push(status(NodeState.IDLE_ONLY_ACTIVE, "you are active; lent once you are away for 10 min"))
+    assert button.text().startswith("Farm: idle-only, you are active · ")
+    farm.push(status(NodeState.IDLE_ONLY_UNKNOWN, "cannot tell whether you are away (no X11 display)"))
+    assert button.text().startswith("Farm: idle-only, cannot tell if you are away · ")
+    assert "no X11 display" in button.toolTip()
+    farm.push(status(NodeState.NEVER, "never takes farm jobs (farm setting: never)"))
+    assert button.text().startswith("Farm: not lending this computer · ")
+    farm.push(status("resting", "failed 3 jobs in a row"))  # a state this window does not know shows as itself
+    assert button.text().startswith("Farm: resting · ")
+
+
 def test_status_bar_button_is_hidden_without_a_farm(qtbot: Any) -> None:
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QStatusBar
