@@ -61,6 +61,7 @@ def bullmq_dir(major: int) -> Path:
                 shutil.rmtree(staging, ignore_errors=True)
                 _unavailable(f"npm install bullmq@{major} failed (offline?): {proc.stderr.strip()[-300:]}")
             shutil.rmtree(folder, ignore_errors=True)  # a half install left by an older version of this test
+            staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
             staging.rename(folder)
     return folder
 
