@@ -18,7 +18,7 @@ from tests.support.cli import run_cli
 from tests.support.redis_server import RedisServer
 
 from .conftest import NodeProcess, arun, runs, wait_for
-from .handlers import gap_spec
+from .handlers import gap_spec, timeline_file
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 QUEUE = "previews"
@@ -69,13 +69,16 @@ def test_two_nodes_share_work_without_duplicates(
 
 
 def test_sigkill_mid_render_is_rerun_elsewhere_within_15s(
-    redis_server: RedisServer, start_node: Callable[..., NodeProcess], run_log: Path
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], run_log: Path, tmp_path: Path
 ) -> None:
     victim = start_node(redis_server.url, concurrency=1, name="victim")
+    # The fake reads its length when a render starts: 60 s on the victim, so it is still rendering however long
+    # the survivor takes to start on a busy machine; 1 s for the re-run, so the test does not wait it out.
+    cut = timeline_file(tmp_path / "long.otio", 60.0)
 
     async def scenario() -> float:
         client = FarmClient(redis_server.url, QUEUE)
-        job_id = await submit(client, "longjob", 6.0)
+        job_id = await client.submit(parse_spec({"projectId": "longjob", "timeline": cut}))
 
         async def running_on_victim() -> bool:
             return any(pid == victim.pid for _, pid in runs(run_log))
@@ -83,6 +86,8 @@ def test_sigkill_mid_render_is_rerun_elsewhere_within_15s(
         await wait_for(running_on_victim, 10)
         await asyncio.sleep(0.5)
         survivor = await asyncio.to_thread(start_node, redis_server.url, 1, "survivor")
+        timeline_file(tmp_path / "long.otio", 1.0)
+        assert await client.queue.getJobState(job_id) == "active"  # killed mid-render, not after it
         victim.kill()
         killed = time.monotonic()
 
