@@ -138,7 +138,7 @@ def test_a_node_killed_mid_chunk_does_not_lose_the_preview(
     assert survivor.proc.poll() is None
 
 
-def test_cancelling_a_chunked_preview_stops_every_chunk_within_2_s(
+def test_cancelling_a_chunked_preview_stops_every_chunk(
     redis_server: RedisServer, start_node: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
     storage = tmp_path / "farm"
