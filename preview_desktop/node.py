@@ -39,28 +39,12 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-EXTRA_HANDLERS_ENV = "PREVIEW_EXTRA_HANDLERS"
-
-
 def default_registry(settings: Settings, layout: Layout) -> HandlerRegistry:
     """The `render` kind. Cheap to build: av, cv2 and OTIO load only when a render really runs."""
     registry = HandlerRegistry()
     registry.register("render", RenderHandler(settings, layout))
     register_flow_handlers(registry, settings, ChunkJobs(settings, layout))  # chunked farm previews (farm/flows.py)
-    _register_extra_handlers(registry)
     return registry
-
-
-def _register_extra_handlers(registry: HandlerRegistry) -> None:
-    """Test-only hook: PREVIEW_EXTRA_HANDLERS="module:function" calls function(registry) so worker subprocesses
-    in tests can run fast fake job kinds (farm jobs run the handler named by their BullMQ job name)."""
-    import importlib
-    import os
-
-    target = os.environ.get(EXTRA_HANDLERS_ENV, "").strip()
-    if target:
-        module, _, function = target.partition(":")
-        getattr(importlib.import_module(module), function)(registry)
 
 
 class Node:

@@ -8,15 +8,28 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 
-# redis-server: farm tests; ffmpeg: checks and the renderer benchmark; the rest: Qt offscreen and under X.
-SYSTEM_PACKAGES=(redis-server ffmpeg xvfb xauth libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
+# redis-server: farm tests; ffmpeg: checks and the renderer benchmark; nodejs + npm: the Node.js BullMQ interop
+# test; the rest: Qt offscreen and under X.
+SYSTEM_PACKAGES=(redis-server ffmpeg nodejs npm xvfb xauth libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
   libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-xfixes0 libnss3 libasound2
   libpulse0 python3-venv xdotool libxss1)
 
+# A package whose command is already on PATH counts as present: Node.js from another source (NodeSource's
+# nodejs ships npm and conflicts with Debian's npm package) must not be replaced.
+package_command() {
+  case "$1" in
+    nodejs) echo node ;;
+    npm) echo npm ;;
+    *) echo "" ;;
+  esac
+}
+
 missing_packages() {
-  local missing=()
+  local missing=() cmd
   for pkg in "${SYSTEM_PACKAGES[@]}"; do
+    cmd="$(package_command "$pkg")"
+    if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then continue; fi
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   echo "${missing[@]:-}"
@@ -24,7 +37,8 @@ missing_packages() {
 
 install_system_packages() {
   command -v apt-get >/dev/null 2>&1 || {
-    echo "setup: not a Debian/Ubuntu system; install redis-server and ffmpeg yourself (see docs/development.md)" >&2
+    echo "setup: not a Debian/Ubuntu system; install redis-server, ffmpeg and Node.js (node, npm) yourself" \
+      "(see docs/development.md)" >&2
     return 0
   }
   local missing

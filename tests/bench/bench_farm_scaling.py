@@ -51,7 +51,6 @@ def make_media(folder: Path, clips: int, seconds: float, size: str) -> list[Path
 
 def start_node(url: str, work: Path, name: str, storage: Path, chunk_seconds: str, media: Path) -> Any:
     env = dict(os.environ)
-    env.pop("PREVIEW_EXTRA_HANDLERS", None)
     env.update({"DATA_DIR": str(work / name), "PREVIEW_SETTINGS": str(work / f"{name}.json"),
                 "PREVIEW_MEDIA_ROOTS": str(media), "PREVIEW_API_PORT": "0", "PREVIEW_MAX_CONCURRENCY": "1",
                 "PREVIEW_RENDER_THREADS": "1", "PREVIEW_FARM_STORAGE": str(storage),

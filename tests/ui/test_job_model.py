@@ -83,10 +83,12 @@ def test_ten_thousand_jobs_arrive_in_one_insert_quickly() -> None:
     assert proxy.rowCount() == 10_000
     elapsed = time.perf_counter() - t0
     assert len(inserted.calls) == 1
-    assert elapsed < 1.5, f"loading 10,000 jobs took {elapsed:.2f}s"
+    # Linear work: per-row inserts or a quadratic merge of 10,000 rows take minutes. The figures (first paint and
+    # scrolling with 10,000 jobs) are measured in tests/bench/bench_ui.py.
+    assert elapsed < 10, f"loading 10,000 jobs took {elapsed:.2f}s"
     t0 = time.perf_counter()
     proxy.sort(COL["Project"], Qt.SortOrder.AscendingOrder)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 10
     assert model.job_at(0).project_id == "p0"
 
 

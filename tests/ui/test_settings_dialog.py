@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QDialog
 
+from preview_desktop.core.layout import Layout
 from preview_desktop.settings import load_settings
 from preview_desktop.ui.settings_dialog import SettingsDialog
 from tests.ui.conftest import wait_until
@@ -62,12 +63,15 @@ def test_the_token_is_hidden_until_shown(qtbot: Any, monkeypatch: pytest.MonkeyP
 
 
 def test_regenerate_writes_a_new_token(qtbot: Any) -> None:
-    pytest.importorskip("preview_desktop.api.auth")
-    dialog = SettingsDialog(load_settings())
+    settings = load_settings()
+    dialog = SettingsDialog(settings)
     qtbot.addWidget(dialog)
     before = dialog.token.text()
     dialog.regenerate.click()
     assert dialog.token.text() and dialog.token.text() != before
+    token_file = Layout(settings.data_dir).api_token
+    assert token_file.read_text(encoding="utf-8").strip() == dialog.token.text()  # what the API will check
+    assert token_file.stat().st_mode & 0o077 == 0
 
 
 def test_concurrency_applies_live(window: Any, node: Any, qloop: asyncio.AbstractEventLoop,

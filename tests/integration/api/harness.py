@@ -2,7 +2,8 @@
 
 The fake handler stands in for the renderer (built elsewhere) where a real render is beside the point, but it
 publishes real files the way the renderer does: a small real H.264 MP4 made with PyAV, preview.json, poster.jpg,
-written into a staging folder and renamed into place.
+written into a staging folder and renamed into place. It writes no thumbnails: thumbs.jpg and thumbs.vtt, and the
+real renderer behind the API, are covered end to end by test_real_render.py.
 """
 
 from __future__ import annotations

@@ -67,25 +67,47 @@ def runs(run_log: Path) -> list[tuple[str, int]]:
     return [(p, int(pid)) for p, pid in (line.split() for line in run_log.read_text().splitlines() if line)]
 
 
+FAKE_HANDLERS = "tests.integration.farm.handlers:register"
+LEGACY_REAL_RENDER = "PREVIEW_EXTRA_HANDLERS"  # the removed product hook's variable, still understood here
+
+
+def node_command(url: str, real_render: bool, handlers: str = FAKE_HANDLERS) -> list[str]:
+    """`preview-desktop --worker`: as shipped, or through the test launcher that adds fake job kinds."""
+    if real_render:
+        return [sys.executable, "-m", "preview_desktop", "--worker", "--redis", url]
+    return [sys.executable, "-m", "tests.support.fake_node", handlers, "--worker", "--redis", url]
+
+
 @pytest.fixture
 def start_node(tmp_path: Path, run_log: Path) -> Iterator[Callable[..., NodeProcess]]:
+    """Starts `preview-desktop --worker` processes on the farm. By default they run the fake job kinds of
+    handlers.py (through tests/support/fake_node.py; `handlers="module:function"` names other ones);
+    `real_render=True` runs the product exactly as shipped."""
     nodes: list[NodeProcess] = []
 
     def start(url: str, concurrency: int = 2, name: str | None = None, wait: bool = True,
-              env: dict[str, str] | None = None) -> NodeProcess:
+              env: dict[str, str] | None = None, real_render: bool = False,
+              handlers: str = FAKE_HANDLERS) -> NodeProcess:
         name = name or f"node{len(nodes)}"
         data_dir = tmp_path / name
+        extra = dict(env or {})
+        if LEGACY_REAL_RENDER in extra:  # the old spelling: "" = the real renderer, "module:function" = those
+            value = extra.pop(LEGACY_REAL_RENDER).strip()
+            if value:
+                handlers = value
+            else:
+                real_render = True
         full_env = dict(os.environ)
+        full_env.pop(LEGACY_REAL_RENDER, None)
         full_env.update({
             "DATA_DIR": str(data_dir), "PREVIEW_SETTINGS": str(tmp_path / f"{name}-settings.json"),
             "PREVIEW_MEDIA_ROOTS": str(tmp_path), "PREVIEW_API_PORT": "0", "PREVIEW_MAX_CONCURRENCY": str(concurrency),
-            "PREVIEW_EXTRA_HANDLERS": "tests.integration.farm.handlers:register", RUN_LOG_ENV: str(run_log),
-            "PYTHONPATH": str(REPO), "PREVIEW_SHUTDOWN_GRACE": "2",
+            RUN_LOG_ENV: str(run_log), "PYTHONPATH": str(REPO), "PREVIEW_SHUTDOWN_GRACE": "2",
         })
-        full_env.update(env or {})
+        full_env.update(extra)
         log_path = tmp_path / f"{name}.stderr"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "preview_desktop", "--worker", "--redis", url],
+            node_command(url, real_render, handlers),
             stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True, env=full_env, cwd=REPO,
             stdin=subprocess.DEVNULL,
         )

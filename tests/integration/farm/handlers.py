@@ -1,4 +1,4 @@
-"""Fake job kinds for farm tests, registered in worker subprocesses through PREVIEW_EXTRA_HANDLERS.
+"""Fake job kinds for farm tests, put into worker subprocesses by tests/support/fake_node.py (conftest.start_node).
 
 `render` here replaces the real renderer: it "renders" an inline timeline of gaps by sleeping one frame period
 per frame (checking cancel and reporting progress like the real one), so tests run in seconds and need no

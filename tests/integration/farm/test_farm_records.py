@@ -31,7 +31,7 @@ from tests.ui.conftest import wait_until
 from .conftest import NodeProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
-REAL_RENDER = {"PREVIEW_EXTRA_HANDLERS": "", "PREVIEW_API_HOST": "0.0.0.0"}
+PUBLIC_API = {"PREVIEW_API_HOST": "0.0.0.0"}
 
 
 class FarmWindows:
@@ -115,7 +115,7 @@ def test_a_job_sent_to_the_farm_stays_in_the_table_and_plays_here_when_done(
     # long enough to be seen running: the Node column learns the worker from the farm's node registry (every node
     # refreshes its entry every second, this node reads them every heartbeat), so a second or three after it starts
     make_clip(tmp_path / "a.mp4", seconds=48.0, size=(320, 180), audio=False)
-    worker = start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
+    worker = start_node(redis_server.url, concurrency=1, env=PUBLIC_API, real_render=True)
     window = farm_windows.open(redis_server.url)
     adapter = window.adapter
     spec = {"projectId": "farmed", "timeline": {"fps": 25, "clips": [{"source": str(tmp_path / "a.mp4")}]},
@@ -216,7 +216,7 @@ def test_a_file_queued_on_the_farm_is_followed_again_by_a_restarted_window(
     from preview_desktop.ui.queue_dialog import QueueDialog
 
     clip = make_clip(tmp_path / "b.mp4", seconds=48.0, size=(320, 180), audio=False)
-    start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
+    start_node(redis_server.url, concurrency=1, env=PUBLIC_API, real_render=True)
     first = farm_windows.open(redis_server.url)
     dialog = QueueDialog([clip], first.settings, first)
     assert dialog.on_farm.isVisibleTo(dialog)  # shown because a farm is configured
@@ -246,7 +246,7 @@ def test_farm_records_keep_their_state_through_a_redis_outage_and_catch_up(
     qloop: asyncio.AbstractEventLoop, tmp_path: Path,
 ) -> None:
     clip = make_clip(tmp_path / "c.mp4", seconds=48.0, size=(320, 180), audio=False)
-    start_node(redis_server.url, concurrency=1, env=REAL_RENDER)
+    start_node(redis_server.url, concurrency=1, env=PUBLIC_API, real_render=True)
     window = farm_windows.open(redis_server.url)
     adapter = window.adapter
     spec = {"projectId": "outage", "timeline": {"fps": 25, "clips": [{"source": str(clip)}]},

@@ -115,7 +115,8 @@ def test_a_farm_preview_is_fetched_over_its_signed_url_from_the_rendering_node(
     """No shared storage: the node that rendered serves the files; its API listens beyond loopback, so the result
     carries a signed URL, and the same id lists the artifacts on that node's API."""
     make_clip(tmp_path / "a.mp4", seconds=1.0, size=(320, 180))
-    start_node(redis_server.url, concurrency=1, env={"PREVIEW_EXTRA_HANDLERS": "", "PREVIEW_API_HOST": "0.0.0.0"})
+    start_node(redis_server.url, concurrency=1, env={"PREVIEW_API_HOST": "0.0.0.0"},
+               real_render=True)
     spec = {"projectId": "signed", "timeline": {"fps": 25, "clips": [{"source": str(tmp_path / "a.mp4")}]},
             "output": {"width": 160, "height": 90}}
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,15 +189,40 @@ def test_unreadable_timeline_is_invalid_input(tmp_path: Path, render) -> None:
         render(str(tmp_path / "absent.otio"))
 
 
-def test_unreadable_permission(tmp_path: Path, render) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads everything")
+def unprivileged_reader() -> list[str]:
+    """A command prefix under which mode 000 stops the reader. As root: root without the two capabilities that
+    let it read any file (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH dropped from the bounding set by setpriv, so the
+    program run under it never holds them); otherwise nothing is needed."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to run this test as root"
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_unreadable_permission(tmp_path: Path) -> None:
+    """A clip the renderer may not read: an offline slate and a warning naming it, not a crash. Runs as root too."""
     path = make_clip(tmp_path / "locked.mp4", seconds=0.2)
     path.chmod(0)
+    reader = unprivileged_reader()
     try:
-        doc, _out = render({"fps": 25, "clips": [{"source": "locked.mp4", "out": 0.2}]},
-                           mediaSearchPaths=[str(tmp_path)])
-        assert any("locked.mp4" in w for w in doc["warnings"])
+        probe = subprocess.run([*reader, sys.executable, "-c", f"open({str(path)!r}, 'rb')"],
+                               capture_output=True, text=True, timeout=30)
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, "the clip is still readable"
+        spec = tmp_path / "spec.json"
+        spec.write_text(json.dumps({
+            "projectId": "p", "timeline": {"fps": 25, "clips": [{"source": "locked.mp4", "out": 0.2}]},
+            "mediaSearchPaths": [str(tmp_path)],
+            "output": {"width": 320, "height": 180, "burnIn": {"timecode": False, "clipName": False, "label": None}},
+        }))
+        out = tmp_path / "out"
+        result = subprocess.run([*reader, sys.executable, "-m", "preview_desktop", "render", str(spec), "--out",
+                                 str(out), "--json"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                                stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert any("locked.mp4" in w for w in doc["warnings"]), doc["warnings"]
+        assert len(decode(out / "preview.mp4").frames) == 5  # the slate stands in for the clip's 0.2 s
     finally:
         path.chmod(0o644)
         shutil.rmtree(tmp_path / "unused", ignore_errors=True)
