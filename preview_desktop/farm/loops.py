@@ -61,12 +61,15 @@ class NodeLoops:
             for run in list(self._running.values()):
                 if not run.progress_dirty:
                     continue
-                run.progress_dirty = False
                 try:
-                    if not run.announced:
-                        await record_processed_by(redis, self._keys, str(run.job.id), self._describe().nodeId)
-                        run.announced = True
-                    await run.job.updateProgress(run.progress())
+                    async with run.progress_lock:  # never overtakes the runner's final report, nor is overtaken
+                        if not run.progress_dirty:
+                            continue
+                        run.progress_dirty = False
+                        if not run.announced:
+                            await record_processed_by(redis, self._keys, str(run.job.id), self._describe().nodeId)
+                            run.announced = True
+                        await run.job.updateProgress(run.progress())
                 except Exception as exc:
                     if is_connection_error(exc):
                         self._link.down(exc)

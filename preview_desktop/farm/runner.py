@@ -53,6 +53,8 @@ class FarmRun:
     frames: int = 0
     progress_dirty: bool = False
     announced: bool = False  # recorded as the job's processedBy (with its first progress report)
+    # one progress write at a time: the final report must not be overtaken by an older one still in flight
+    progress_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cancel_reason: str | None = None
     artifact_path: str | None = None  # set when the result is published elsewhere (a joined chunked preview)
 
@@ -218,9 +220,11 @@ class FarmRunner:
         if not self._link.connected:
             await self._link.wait_up(self._config.lock_duration_ms / 1000)
         log.info("farm: job %s %s after %.1fs", job.id, outcome.kind, outcome.seconds, extra={"job_id": run.local_id})
-        if run.progress_dirty and self._link.connected:  # the last frame, which the progress loop may not have sent
-            with contextlib.suppress(Exception):
-                await job.updateProgress(run.progress())
+        async with run.progress_lock:  # after any report in flight: the last frame is the last word
+            if run.progress_dirty and self._link.connected:  # the last frame, which the progress loop may not have sent
+                run.progress_dirty = False
+                with contextlib.suppress(Exception):
+                    await job.updateProgress(run.progress())
         if self.flows is not None and self.flows.route(job) is not None:  # a flow's job: may raise bullmq's errors
             outcome = await self.flows.settle(job, token, run, outcome)
         if outcome.kind == "failure" and outcome.retryable:
