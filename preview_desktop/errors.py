@@ -44,6 +44,15 @@ class InvalidSpec(InvalidInput):
         self.field = field
 
 
+class TimelineNotFound(InvalidSpec):
+    """The timeline file does not exist here: bad input for a local job, but on a farm node the node may just lack
+    it (its media roots or path map), which farm/runner.py turns into MissingOnNode."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("timeline", f"file not found: {path}")
+        self.path = path
+
+
 class UnsafePath(InvalidInput):
     """A path escapes where it must stay (DATA_DIR/previews, PREVIEW_MEDIA_ROOTS) or is malformed."""
 
@@ -112,6 +121,13 @@ class MediaError(RenderError):
     retryable = False
 
 
+class MissingOnNode(RenderError):
+    """A file a farm job needs is missing on this node though another node may have it: a node problem, so the
+    job is retried on another node (docs/farm.md, "Keeping failing nodes off")."""
+
+    code = "missing_on_node"
+
+
 class StoreUnavailable(PreviewError):
     code = "store_unavailable"
 
@@ -141,3 +157,16 @@ class FarmJobNotFound(JobNotFound):
     def __init__(self, job_id: str) -> None:
         PreviewError.__init__(self, f"no farm job with id {job_id!r}", job_id=job_id)
         self.job_id = job_id
+
+
+class FarmNodeNotFound(PreviewError):
+    """No live node with this id on the farm (it never joined, or stopped heartbeating)."""
+
+    exit_code = 4
+    http_status = 404
+    code = "not_found"
+    retryable = False
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"no farm node with id {node_id!r}", node_id=node_id)
+        self.node_id = node_id

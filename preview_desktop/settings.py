@@ -36,6 +36,7 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_PATH_MAP": "path_map",
     "PREVIEW_RENDER_THREADS": "render_threads",
     "PREVIEW_FARM_CHUNK_SECONDS": "farm_chunk_seconds",
+    "PREVIEW_FARM_REST_MINUTES": "farm_rest_minutes",
     "PREVIEW_LEASE_SECONDS": "lease_seconds",
     "PREVIEW_RETENTION_DAYS": "retention_days",
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
@@ -95,6 +96,7 @@ class Settings:
     path_map: PathMap = field(default_factory=PathMap)  # FROM=TO prefixes for paths written on other machines
     render_threads: int | None = None  # threads one render may use; None: as many as it likes (all cores)
     farm_chunk_seconds: float = 10.0  # least output per farm chunk (docs/farm.md, "One preview, many nodes"); 0: off
+    farm_rest_minutes: float = 10.0  # a node that failed 3 farm jobs in a row rests this long (docs/farm.md)
     lease_seconds: float = 30.0
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
@@ -259,7 +261,7 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return _parse_int(name, raw, 1)
     if key in ("lease_seconds", "shutdown_grace"):
         return _parse_float(name, raw, 0.5)
-    if key in ("retention_days", "job_timeout", "farm_chunk_seconds"):
+    if key in ("retention_days", "job_timeout", "farm_chunk_seconds", "farm_rest_minutes"):
         return _parse_float(name, raw, 0.0)
     if key == "log_level":
         level = str(raw).strip().upper()

@@ -26,6 +26,11 @@ class FarmJobInfo:
     attempt: int = 1
 
 
+# Node states in which a node takes no farm jobs (docs/farm.md): "resting" after failing jobs in a row, "draining"
+# by the operator's word. Other states ("ready", and the workstation states) take jobs.
+NOT_TAKING = frozenset({"resting", "draining"})
+
+
 @dataclass
 class NodeInfo:
     nodeId: str
@@ -37,6 +42,12 @@ class NodeInfo:
     localRunning: int = 0
     api: str | None = None
     heartbeat: float = 0.0  # unix seconds
+    state: str = "ready"  # "ready", "resting", "draining" (NOT_TAKING above)
+    restingUntil: float | None = None  # unix seconds, while resting
+
+    @property
+    def takes_jobs(self) -> bool:
+        return self.state not in NOT_TAKING
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -6,19 +6,24 @@ own `Worker.run()`: farm/bullmq_compat.py). Each fetch in flight holds a claim o
 the loops, whose round trips overlap, never fetch more jobs than there are slots. If a local job took the slot
 meanwhile, the job goes straight back to the queue, no attempt used. A completion that finds its slot still free
 takes the node's next job in the same Redis script (`claim_next` / `take_next`, called by the worker).
+Gates (`FetchGate`) close fetching for the whole node (draining, resting); a job filter (`JobFilter`) passes a
+fetched job on to other nodes (it failed here), and the node then holds off fetching for HOLD_S so that another
+node, not this one, gets it from the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from .bullmq_compat import BullJob, FarmWorker, move_back
 from .connection import FarmConfig, Link, backoff_delays, describe_error
 
 log = logging.getLogger("preview_desktop.farm")
+HOLD_S = 1.0  # after passing a job on: long enough for an idle node (woken by BullMQ's marker) to take it
 
 
 class SlotSource(Protocol):
@@ -33,14 +38,31 @@ class SlotSource(Protocol):
     def on_slots_changed(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
+class FetchGate(Protocol):
+    """Whether this node takes farm jobs now (farm/standing.py: draining, resting). Checked before every fetch;
+    a gate that opens again calls `Fetcher.wake`."""
+
+    def may_take(self) -> bool: ...
+
+
+class JobFilter(Protocol):
+    """Whether a job this node fetched should go to another node instead (farm/standing.py: it failed here)."""
+
+    async def pass_on(self, job: BullJob) -> bool: ...
+
+
 class Fetcher:
     def __init__(self, engine: SlotSource, worker: FarmWorker, link: Link, config: FarmConfig,
-                 start_job: Callable[[BullJob, str], None]) -> None:
+                 start_job: Callable[[BullJob, str], None], gates: Sequence[FetchGate] = (),
+                 job_filter: JobFilter | None = None) -> None:
         self._engine = engine
         self._worker = worker
         self._link = link
         self._config = config
         self._start_job = start_job  # starts the render on a slot now (farm/runner.py)
+        self._gates = tuple(gates)
+        self._filter = job_filter
+        self._hold_until = 0.0  # monotonic: no fetch before this (a job was just passed on)
         self._stopping = False
         self._slot = asyncio.Event()
         self._fetching = 0  # fetches in flight: each one holds a claim on a free slot
@@ -61,13 +83,18 @@ class Fetcher:
         for task in self.tasks:
             task.cancel()
 
+    def wake(self) -> None:
+        """A gate opened: fetch again if a slot is free."""
+        self._on_slots_changed()
+
     def _on_slots_changed(self) -> None:
         """A slot freed, the queue resumed or capacity rose: wake the fetch loops, but only if one may fetch now."""
         if self._may_fetch():
             self._slot.set()
 
     def _may_fetch(self) -> bool:
-        return not self._stopping and self._engine.free_slots - self._fetching > 0
+        return (not self._stopping and self._engine.free_slots - self._fetching > 0
+                and all(gate.may_take() for gate in self._gates))
 
     async def _fetch_loop(self) -> None:
         delays = backoff_delays(self._config)
@@ -78,6 +105,10 @@ class Fetcher:
                     await asyncio.sleep(0.2)
                 else:
                     await self._slot.wait()
+                continue
+            hold = self._hold_until - time.monotonic()
+            if hold > 0:
+                await asyncio.sleep(hold)
                 continue
             blocked = self._worker.blocked_fetch()
             if blocked is not None:  # the queue is drained and another fetcher blocks on it: wait for that one
@@ -99,10 +130,20 @@ class Fetcher:
             delays = backoff_delays(self._config)
             if job is None:
                 continue
-            if not self._may_fetch():
+            if not await self._keep(job):
                 await self._give_back(job, token)
                 continue
             self._start_job(job, token)
+
+    async def _keep(self, job: BullJob) -> bool:
+        """May this node start `job` now? Not without a free slot (a local job may have taken it) or with a gate
+        closed, nor when the filter passes it on: then hold off fetching for HOLD_S, so another node gets it."""
+        if not self._may_fetch():
+            return False
+        if self._filter is not None and await self._filter.pass_on(job):
+            self._hold_until = time.monotonic() + HOLD_S
+            return False
+        return self._may_fetch()  # again: the filter may have waited for Redis
 
     async def _give_back(self, job: BullJob, token: str) -> None:
         """Return a job we cannot start now to the queue at once, without using one of its attempts."""
@@ -128,7 +169,7 @@ class Fetcher:
         try:
             job = await following()
             if job is not None:
-                if self._may_fetch():
+                if await self._keep(job):
                     self._start_job(job, token)
                     started = True
                 else:
