@@ -159,6 +159,8 @@ def test_three_failures_in_a_row_rest_a_node_until_forgiven(
         await asyncio.sleep(2.0)
         waited = await client.queue.getJobState(good)
         done = await finished(client, good, rest_s + 15)
+        bull = await client.queue.getJob(good)
+        done["processedOn"] = bull.processedOn
         return {"api": mine, "waited": waited, "done": done, "rested_at": rested_at, "until": node.restingUntil,
                 "r_id": r_id}
 
