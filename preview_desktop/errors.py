@@ -128,6 +128,13 @@ class MissingOnNode(RenderError):
     code = "missing_on_node"
 
 
+class MediaNotFound(MediaError):
+    """Under `strict`, clips whose files do not exist here. Not retried locally; on a farm node it is this node's
+    problem (another node may mount the media), so the farm retries it on another node (farm/runner.py)."""
+
+    code = "media_not_found"
+
+
 class StoreUnavailable(PreviewError):
     code = "store_unavailable"
 

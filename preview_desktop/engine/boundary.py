@@ -27,6 +27,7 @@ class Outcome:
     error: str | None = None
     traceback: str | None = None
     retryable: bool = True
+    code: str | None = None  # the typed error's code (errors.py), for callers that judge a failure (the farm)
 
 
 def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobContext) -> Outcome:
@@ -51,6 +52,7 @@ def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobCont
             error=message,
             traceback=traceback.format_exc(),
             retryable=retryable,
+            code=exc.code if isinstance(exc, PreviewError) else None,
         )
     if ctx.cancelled:
         # finished anyway; a result is better than nothing, so keep it

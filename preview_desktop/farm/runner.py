@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from ..core.layout import ARTIFACT_NAMES, Layout
 from ..core.spec import JobSpec
 from ..engine.boundary import Outcome
 from ..engine.slots import SlotRun
-from ..errors import MissingOnNode, TimelineNotFound
+from ..errors import MediaNotFound, MissingOnNode, TimelineNotFound
 from ..settings import Settings
 from .bullmq_compat import BullJob, FarmWorker, default_retry, move_back
 from .client import FarmClient
@@ -225,6 +225,8 @@ class FarmRunner:
                 await job.updateProgress(run.progress())
         if self.flows is not None and self.flows.route(job) is not None:  # a flow's job: may raise bullmq's errors
             outcome = await self.flows.settle(job, token, run, outcome)
+        if outcome.kind == "failure" and outcome.code == MediaNotFound.code:  # this node lacks the media: not
+            outcome = replace(outcome, retryable=True)                        # the job's fault, retried elsewhere
         if outcome.kind == "failure" and outcome.retryable:
             self._apply_spec_attempts(job)
         await self._report(str(job.id), outcome)
