@@ -18,6 +18,7 @@ from preview_desktop.core.farm_status import NodeInfo
 from preview_desktop.farm.client import FarmClient
 from preview_desktop.farm.registry import read_nodes
 from tests.integration.api.harness import TOKEN
+from tests.support.media import make_clip
 from tests.support.redis_server import RedisServer
 
 from .conftest import NodeProcess, arun, wait_for
@@ -125,6 +126,44 @@ def test_job_failing_on_a_node_completes_elsewhere_and_never_returns(
     assert 1 <= passed_on <= 12, c_log  # met again while A and B were busy; held off ~1 s each time
     winner = next(p for n, p in procs.items() if ids[n] == job["processedBy"])
     assert started_lines(winner, job_id) == 1
+
+
+def test_strict_clip_missing_on_a_node_is_rendered_by_another_one(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], tmp_path: Path
+) -> None:
+    """The real renderer: C's media root lacks the clip of a `strict` preview (MediaNotFound, a node problem on the
+    farm, not bad input), so the job is retried and A, whose root has it, renders it; C never starts it again."""
+    roots = {name: tmp_path / f"media-{name}" for name in ("a", "c")}
+    for root in roots.values():
+        root.mkdir()
+    make_clip(roots["a"] / "a.mp4", seconds=1.0, size=(320, 180))
+    real = {"PREVIEW_EXTRA_HANDLERS": ""}
+    c = start_node(redis_server.url, concurrency=1, name="c", env={**real, "PREVIEW_MEDIA_ROOTS": str(roots["c"])})
+    procs = {"c": c}
+    spec = {"projectId": "strict", "timeline": {"fps": 25, "clips": [{"source": "a.mp4"}]},
+            "output": {"width": 160, "height": 90, "strict": True}}
+
+    async def scenario(client: FarmClient) -> dict[str, Any]:
+        c_id = await node_id(client, c)
+        job_id = await add(client, spec, attempts=3, backoff={"type": "fixed", "delay": 8000})
+
+        async def failed_once() -> bool:
+            job = await client.get(job_id)
+            return bool(job) and job["attemptsMade"] >= 1
+
+        await wait_for(failed_once, 30)
+        procs["a"] = await asyncio.to_thread(start_node, redis_server.url, 1, "a",
+                                             env={**real, "PREVIEW_MEDIA_ROOTS": str(roots["a"])})
+        a_id = await node_id(client, procs["a"])
+        return {"job": await finished(client, job_id, 60), "job_id": job_id, "a_id": a_id, "c_id": c_id}
+
+    out = arun(with_client(redis_server, scenario))
+    job = out["job"]
+    assert job["state"] == "completed", job
+    assert job["processedBy"] == out["a_id"]
+    assert job["returnvalue"]["video"]["frames"] == 25
+    assert started_lines(c, out["job_id"]) == 1
+    assert "a.mp4" in c.log() and "file not found" in c.log()
 
 
 def test_three_failures_in_a_row_rest_a_node_until_forgiven(
