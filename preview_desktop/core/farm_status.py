@@ -42,6 +42,7 @@ class NodeInfo:
     localRunning: int = 0
     api: str | None = None
     heartbeat: float = 0.0  # unix seconds
+    seat: str = ""  # the node across restarts (host + DATA_DIR digest): a drain is kept for the seat
     state: str = "ready"  # "ready", "resting", "draining" (NOT_TAKING above)
     restingUntil: float | None = None  # unix seconds, while resting
 

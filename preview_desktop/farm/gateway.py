@@ -84,13 +84,15 @@ class FarmGateway:
 
     async def set_draining(self, node_id: str, draining: bool) -> bool:
         """Drain or resume a node, this one or another: the node reads its drain key within about 0.5 s
-        (farm/standing.py). False for an unknown node: not live, and (to resume) not drained either."""
+        (farm/standing.py). The key names the node's seat, so the drain outlives the node's restart (a new node id);
+        `node_id` is a live node's id or a seat. False for an unknown node: not live, and (to resume) not drained."""
         client = self._seat.client
         nodes = await self._redis("read", read_nodes(client.redis, client.keys))
-        live = any(n.nodeId == node_id for n in nodes)
-        if not live and (draining or not await self._redis("read", is_draining(client.redis, client.keys, node_id))):
+        node = next((n for n in nodes if node_id in (n.nodeId, n.seat)), None)
+        seat = (node.seat or node.nodeId) if node is not None else node_id
+        if node is None and (draining or not await self._redis("read", is_draining(client.redis, client.keys, seat))):
             return False
-        await self._redis("drain", set_draining(client.redis, client.keys, node_id, draining))
+        await self._redis("drain", set_draining(client.redis, client.keys, seat, draining))
         log.info("farm node %s: %s", node_id, "drain requested" if draining else "resume requested")
         return True
 

@@ -35,7 +35,7 @@ from .flows import FarmFlows
 from .loops import NodeLoops
 from .registry import FarmKeys, unpublish
 from .runner import FarmRun, FarmRunner, NodeApi, SlotRunner
-from .standing import Standing
+from .standing import Standing, node_seat
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -75,7 +75,8 @@ class FarmMember:
                                   self.host, lambda: self.client, self._notify_soon)
         self._runner.flows = FarmFlows(settings, self.config, self.keys, self.link, self.node_id, lambda: self.client,
                                        self._farm_slots)
-        self.standing = Standing(self.keys, self.node_id, settings.farm_rest_minutes * 60, self.link)
+        self.seat = node_seat(self.host, settings.data_dir)
+        self.standing = Standing(self.keys, self.node_id, self.seat, settings.farm_rest_minutes * 60, self.link)
         self._runner.outcomes = self.standing
         self._fetcher = Fetcher(engine, self._worker, self.link, self.config, self._runner.start,
                                 gates=[self.standing], job_filter=self.standing)
@@ -162,7 +163,7 @@ class FarmMember:
             nodeId=self.node_id, host=self.host, pid=os.getpid(), version=__version__,
             capacity=self.engine.capacity, running=[r.info() for r in self.running.values()],
             localRunning=self.engine.local_running, api=self.api.url if self.api is not None else None,
-            state=self.standing.state, restingUntil=self.standing.resting_until,
+            seat=self.seat, state=self.standing.state, restingUntil=self.standing.resting_until,
         )
 
     def _farm_slots(self) -> int:

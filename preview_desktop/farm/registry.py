@@ -9,7 +9,7 @@ which BullMQ keeps at `{prefix}:{queue}:{id}` and which are numbers unless a pro
   {prefix}:{queue}:pd:sup:{key}        sorted set: jobs of one project + timeline (farm/supersede.py)
   {prefix}:{queue}:pd:signing-secret   the farm-wide secret that signs artifact URLs (created once, SET NX)
   {prefix}:{queue}:pd:failed-on:{jobId} set: nodes a job failed on (not for bad input); expires after a day
-  {prefix}:{queue}:pd:drain:{nodeId}   the operator drains this node (JSON {since}); no expiry: until resumed
+  {prefix}:{queue}:pd:drain:{seat}     the operator drains this node (JSON {since}); no expiry: until resumed
 
 A node that dies stops refreshing its key, so it drops out of the snapshot within node_ttl even though nothing
 removes it; the sorted set only tells readers which keys to look at.
@@ -61,8 +61,8 @@ class FarmKeys:
     def failed_on(self, job_id: str) -> str:
         return f"{self.base}:failed-on:{job_id}"
 
-    def drain(self, node_id: str) -> str:
-        return f"{self.base}:drain:{node_id}"
+    def drain(self, seat: str) -> str:
+        return f"{self.base}:drain:{seat}"
 
 
 async def publish(client: Redis, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> None:
@@ -92,16 +92,17 @@ async def failed_on(client: Redis, keys: FarmKeys, job_id: str) -> set[str]:
     return cast("set[str]", await client.smembers(keys.failed_on(job_id)))
 
 
-async def set_draining(client: Redis, keys: FarmKeys, node_id: str, draining: bool) -> None:
-    """The operator's word, kept until resumed (it survives the node's restart); the node polls it."""
+async def set_draining(client: Redis, keys: FarmKeys, seat: str, draining: bool) -> None:
+    """The operator's word for a node's seat, kept until resumed (it survives the node's restart); the node polls
+    it (farm/standing.py)."""
     if draining:
-        await client.set(keys.drain(node_id), json.dumps({"since": time.time()}), nx=True)
+        await client.set(keys.drain(seat), json.dumps({"since": time.time()}), nx=True)
     else:
-        await client.delete(keys.drain(node_id))
+        await client.delete(keys.drain(seat))
 
 
-async def is_draining(client: Redis, keys: FarmKeys, node_id: str) -> bool:
-    return bool(await client.exists(keys.drain(node_id)))
+async def is_draining(client: Redis, keys: FarmKeys, seat: str) -> bool:
+    return bool(await client.exists(keys.drain(seat)))
 
 
 async def read_nodes(client: Redis, keys: FarmKeys) -> list[NodeInfo]:

@@ -1,9 +1,10 @@
 """This node's standing on the farm: whether it takes farm jobs now, and which jobs it should leave to others.
 
 - Draining: the operator's word (`POST /v1/farm/nodes/{nodeId}/drain`, the Farm view), written by any node as
-  `{prefix}:{queue}:pd:drain:{nodeId}` and polled here every `POLL_S`: running jobs finish, no new one starts.
-  The key has no expiry, so a drain outlives this node's restart until someone resumes it. Until the first read
-  of the key after start the node takes nothing (a drained node must not grab a job while it starts).
+  `{prefix}:{queue}:pd:drain:{seat}` and polled here every `POLL_S`: running jobs finish, no new one starts.
+  The seat (`node_seat`) is the node's stable identity — its node id changes with every process, its host and
+  DATA_DIR do not — and the key has no expiry, so a drain outlives this node's restart until someone resumes it.
+  Until the first read of the key after start the node takes nothing (a drained node must not grab a job then).
 - Resting: after `REST_AFTER` different farm jobs in a row failed here (not for bad input), the node takes no farm
   job for PREVIEW_FARM_REST_MINUTES; then it is forgiven. A success resets the count.
 - Keeping failing nodes off a job: a job that failed here is recorded in `{prefix}:{queue}:pd:failed-on:{jobId}`;
@@ -14,9 +15,11 @@ Fetching (farm/fetching.py) asks `may_take` before each fetch and `pass_on` for 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .bullmq_compat import BullJob
@@ -31,11 +34,17 @@ REST_AFTER = 3  # different jobs failed in a row
 POLL_S = 0.5  # the drain key is read this often: a drain or resume takes effect within about this
 
 
+def node_seat(host: str, data_dir: Path) -> str:
+    """A node's identity across restarts: its host and DATA_DIR (two nodes sharing both share a seat)."""
+    return f"{host}:{hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]}"
+
+
 class Standing:
-    def __init__(self, keys: FarmKeys, node_id: str, rest_s: float, link: Link,
+    def __init__(self, keys: FarmKeys, node_id: str, seat: str, rest_s: float, link: Link,
                  clock: Callable[[], float] = time.time) -> None:
         self._keys = keys
         self._node_id = node_id
+        self._seat = seat
         self._rest_s = rest_s
         self._link = link
         self._clock = clock
@@ -118,7 +127,7 @@ class Standing:
         while not self._stopped:
             self._forgive_if_due()
             try:
-                draining = await is_draining(redis, self._keys, self._node_id)
+                draining = await is_draining(redis, self._keys, self._seat)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
