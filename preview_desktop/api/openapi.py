@@ -102,7 +102,8 @@ _FARM_JOB_ID = {"name": "farm_job_id", "in": "path", "required": True, "descript
 _FARM_CANCEL = {"type": "object", "required": ["id", "result"],
                 "properties": {"id": {"type": "string"},
                                "result": {"type": "string", "enum": ["removed", "requested"]}}}
-_NODE_ID = {"name": "node_id", "in": "path", "required": True, "description": "a farm node's id (GET /v1/farm)",
+_NODE_ID = {"name": "node_id", "in": "path", "required": True,
+            "description": "a farm node's `nodeId` or `seat` (GET /v1/farm)",
             "schema": {"type": "string"}}
 _FARM_DRAIN = {"type": "object", "required": ["nodeId", "draining"],
                "properties": {"nodeId": {"type": "string"}, "draining": {"type": "boolean"}}}
@@ -141,6 +142,8 @@ FARM_NODE_SCHEMA: dict[str, Any] = {
         "localRunning": {"type": "integer"},
         "api": _nullable("string"),
         "heartbeat": {"type": "number", "description": "Unix seconds"},
+        "seat": {"type": "string", "description": "the node across restarts (host + DATA_DIR): drains are kept "
+                                                  "for the seat"},
         "state": {"type": "string", "description": "`ready`; `resting` (failed 3 farm jobs in a row, until "
                                                    "`restingUntil`) or `draining` (the operator's drain) take no "
                                                    "farm jobs"},
