@@ -55,7 +55,7 @@ def test_resting_and_draining_rows_buttons_and_status_bar(qtbot: Any) -> None:
     status = FarmStatus(url="redis://farm:6379/0", queue="previews", connected=True, nodes=[mine, other],
                         counts={}, nodeId="me:1:aaaa")
     farm = StandIn(status)
-    view = FarmView(farm, lambda: [])  # type: ignore[arg-type]
+    view = FarmView(farm, lambda: [])
     qtbot.addWidget(view)
     resting, draining = view.tree.topLevelItem(0), view.tree.topLevelItem(1)
     assert resting is not None and draining is not None
@@ -69,7 +69,7 @@ def test_resting_and_draining_rows_buttons_and_status_bar(qtbot: Any) -> None:
     assert view.resume_button.isEnabled() and not view.drain_button.isEnabled()
     view.resume_button.click()
     assert farm.drained == [("me:1:aaaa", True), ("box:2:bbbb", False)]
-    button = FarmStatusButton(farm, QAction())  # type: ignore[arg-type]
+    button = FarmStatusButton(farm, QAction())
     qtbot.addWidget(button)
     assert "this node resting until" in button.text()
 
