@@ -51,6 +51,15 @@ class InvalidSpec(InvalidInput):
         self.field = field
 
 
+class TimelineNotFound(InvalidSpec):
+    """The timeline file does not exist here: bad input for a local job, but on a farm node the node may just lack
+    it (its media roots or path map), which farm/runner.py turns into MissingOnNode."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("timeline", f"file not found: {path}")
+        self.path = path
+
+
 class UnsafePath(InvalidInput):
     """A path escapes where it must stay (DATA_DIR/previews, PREVIEW_MEDIA_ROOTS) or is malformed."""
 
@@ -117,6 +126,20 @@ class MediaError(RenderError):
 
     code = "media"
     retryable = False
+
+
+class MissingOnNode(RenderError):
+    """A file a farm job needs is missing on this node though another node may have it: a node problem, so the
+    job is retried on another node (docs/farm.md, "Keeping failing nodes off")."""
+
+    code = "missing_on_node"
+
+
+class MediaNotFound(MediaError):
+    """Under `strict`, clips whose files do not exist here. Not retried locally; on a farm node it is this node's
+    problem (another node may mount the media), so the farm retries it on another node (farm/runner.py)."""
+
+    code = "media_not_found"
 
 
 class StoreUnavailable(PreviewError):
@@ -223,3 +246,14 @@ def disk_full_as_typed(folder: Path) -> Iterator[None]:
         if is_disk_full(exc):
             raise disk_full_from(exc, folder, name=str(folder)) from exc
         raise
+class FarmNodeNotFound(PreviewError):
+    """No live node with this id on the farm (it never joined, or stopped heartbeating)."""
+
+    exit_code = 4
+    http_status = 404
+    code = "not_found"
+    retryable = False
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"no farm node with id {node_id!r}", node_id=node_id)
+        self.node_id = node_id

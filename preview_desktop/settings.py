@@ -38,6 +38,7 @@ ENV_NAMES: dict[str, str] = {
     "PREVIEW_FARM_CHUNK_SECONDS": "farm_chunk_seconds",
     "PREVIEW_FARM_WHEN": "farm_when",
     "PREVIEW_FARM_IDLE_MINUTES": "farm_idle_minutes",
+    "PREVIEW_FARM_REST_MINUTES": "farm_rest_minutes",
     "PREVIEW_LEASE_SECONDS": "lease_seconds",
     "PREVIEW_RETENTION_DAYS": "retention_days",
     "PREVIEW_JOB_TIMEOUT": "job_timeout",
@@ -103,6 +104,7 @@ class Settings:
     farm_chunk_seconds: float = 10.0  # least output per farm chunk (docs/farm.md, "One preview, many nodes"); 0: off
     farm_when: str | None = None  # always | idle | never: when this node takes farm jobs; None: `farm_when_for`
     farm_idle_minutes: float = 10.0  # idle mode: the user away this long lends the computer (docs/farm.md)
+    farm_rest_minutes: float = 10.0  # a node that failed 3 farm jobs in a row rests this long (docs/farm.md)
     lease_seconds: float = 30.0
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
@@ -273,7 +275,7 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return _parse_int(name, raw, 1)
     if key in ("lease_seconds", "shutdown_grace", "disk_full_retry_seconds"):
         return _parse_float(name, raw, 0.5)
-    if key in ("retention_days", "job_timeout", "farm_chunk_seconds"):
+    if key in ("retention_days", "job_timeout", "farm_chunk_seconds", "farm_rest_minutes"):
         return _parse_float(name, raw, 0.0)
     if key == "log_level":
         level = str(raw).strip().upper()

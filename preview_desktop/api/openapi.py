@@ -103,6 +103,11 @@ _FARM_JOB_ID = {"name": "farm_job_id", "in": "path", "required": True, "descript
 _FARM_CANCEL = {"type": "object", "required": ["id", "result"],
                 "properties": {"id": {"type": "string"},
                                "result": {"type": "string", "enum": ["removed", "requested"]}}}
+_NODE_ID = {"name": "node_id", "in": "path", "required": True,
+            "description": "a farm node's `nodeId` or `seat` (GET /v1/farm)",
+            "schema": {"type": "string"}}
+_FARM_DRAIN = {"type": "object", "required": ["nodeId", "draining"],
+               "properties": {"nodeId": {"type": "string"}, "draining": {"type": "boolean"}}}
 _FARM_ERRORS = {"409": _error("this node is not on a farm (code farm_disabled: start it with REDIS_URL or --redis)"),
                 "503": _error("the farm's Redis is unreachable (code farm_unavailable)")}
 
@@ -140,11 +145,15 @@ FARM_NODE_SCHEMA: dict[str, Any] = {
         "localRunning": {"type": "integer"},
         "api": _nullable("string"),
         "heartbeat": {"type": "number", "description": "Unix seconds"},
+        "seat": {"type": "string", "description": "the node across restarts (host + DATA_DIR): drains are kept "
+                                                  "for the seat"},
         "state": {"type": "string", "enum": list(NodeState.ALL),
                   "description": "lending: takes farm jobs; idle-only-active: workstation mode, its user is active; "
                                  "idle-only-unknown: workstation mode, the user's idle time cannot be read (takes "
-                                 "none); never: takes no farm jobs"},
+                                 "none); never: takes no farm jobs; resting: failed 3 farm jobs in a row, takes "
+                                 "none until `restingUntil`; draining: the operator's drain, finishes what it runs"},
         "stateReason": _nullable("string", description="why, in words"),
+        "restingUntil": _nullable("number", description="Unix seconds, while resting"),
     },
 }
 
@@ -297,6 +306,27 @@ def build_openapi() -> dict[str, Any]:
                     "409": _error("the job already finished (code conflict), or this node is not on a farm "
                                   "(code farm_disabled)"),
                     "503": _FARM_ERRORS["503"]},
+            },
+        },
+        "/v1/farm/nodes/{node_id}/drain": {
+            "post": {
+                "operationId": "drainFarmNode",
+                "summary": "Drain a farm node: it finishes what it runs and takes no more farm jobs until resumed",
+                "description": "Any node of the farm, not only this one: the request goes through Redis and the "
+                               "node stops taking jobs within about 1 s. The drain outlives the node's restart.",
+                "parameters": [_NODE_ID],
+                "responses": {"200": _json("drain requested", _FARM_DRAIN), **_AUTH_ERRORS,
+                              "404": _error("no live farm node with this id"), **_FARM_ERRORS},
+            },
+        },
+        "/v1/farm/nodes/{node_id}/resume": {
+            "post": {
+                "operationId": "resumeFarmNode",
+                "summary": "Resume a drained farm node: it takes farm jobs again",
+                "parameters": [_NODE_ID],
+                "responses": {"200": _json("resume requested", _FARM_DRAIN), **_AUTH_ERRORS,
+                              "404": _error("no farm node with this id (not live and not drained)"),
+                              **_FARM_ERRORS},
             },
         },
     }

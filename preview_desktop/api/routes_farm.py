@@ -13,7 +13,7 @@ import re
 from aiohttp import web
 
 from ..core.submission import QueuedLocally
-from ..errors import FarmDisabled, FarmJobNotFound, IllegalTransition
+from ..errors import FarmDisabled, FarmJobNotFound, FarmNodeNotFound, IllegalTransition
 from .http import json_response
 from .ports import Jobs
 from .routes_jobs import read_body
@@ -28,6 +28,7 @@ RESERVED_IDS = frozenset({
     "limiter", "prioritized", "id", "stalled-check", "meta", "pc", "events", "marker", "de", "pd", ".", "..",
 })
 CANCEL_REASON = "cancelled through the API"
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,200}$")  # worker ids are host-pid-random; anything else is unknown
 
 
 def farm_job_id_from(request: web.Request) -> str:
@@ -47,6 +48,8 @@ class FarmRoutes:
         app.router.add_post("/v1/farm/jobs", self.submit, name="farm.jobs.submit")
         app.router.add_get("/v1/farm/jobs/{farm_job_id}", self.get, name="farm.jobs.get")
         app.router.add_post("/v1/farm/jobs/{farm_job_id}/cancel", self.cancel, name="farm.jobs.cancel")
+        app.router.add_post("/v1/farm/nodes/{node_id}/drain", self.drain, name="farm.nodes.drain")
+        app.router.add_post("/v1/farm/nodes/{node_id}/resume", self.resume, name="farm.nodes.resume")
 
     # ------------------------------------------------------------------ routes
     async def status(self, request: web.Request) -> web.Response:
@@ -87,3 +90,17 @@ class FarmRoutes:
         if result == "finished":
             raise IllegalTransition(f"farm job {job_id!r} already finished: nothing to cancel")
         return json_response({"id": job_id, "result": result}, status=200 if result == "removed" else 202)
+
+    async def drain(self, request: web.Request) -> web.Response:
+        """The node finishes what it runs and takes no more farm jobs (within about 1 s), until resumed."""
+        return await self._set_draining(request, True)
+
+    async def resume(self, request: web.Request) -> web.Response:
+        return await self._set_draining(request, False)
+
+    async def _set_draining(self, request: web.Request, draining: bool) -> web.Response:
+        node_id = request.match_info["node_id"]
+        if not NODE_ID_RE.match(node_id):
+            raise FarmNodeNotFound(node_id[:200])
+        await self.jobs.drain_farm_node(node_id, draining)
+        return json_response({"nodeId": node_id, "draining": draining})

@@ -14,14 +14,17 @@ from typing import Any
 
 class NodeState:
     """Whether a node takes farm jobs now (`NodeInfo.state`, `FarmStatus.state`, GET /v1/farm): plain strings on
-    the wire. More states join this list (a node that rests, a node that drains)."""
+    the wire. The operator's drain wins over a rest, and both win over workstation mode's states."""
 
     LENDING = "lending"  # takes farm jobs
     IDLE_ONLY_ACTIVE = "idle-only-active"  # workstation mode (PREVIEW_FARM_WHEN=idle) and its user is active
     IDLE_ONLY_UNKNOWN = "idle-only-unknown"  # workstation mode, but the user's idle time cannot be read: no farm work
     NEVER = "never"  # PREVIEW_FARM_WHEN=never: a client of the farm only
+    RESTING = "resting"  # failed farm jobs in a row: takes none until its cool-down ends (farm/standing.py)
+    DRAINING = "draining"  # the operator's word: finishes what it runs, takes no more (farm/standing.py)
 
-    ALL = (LENDING, IDLE_ONLY_ACTIVE, IDLE_ONLY_UNKNOWN, NEVER)
+    ALL = (LENDING, IDLE_ONLY_ACTIVE, IDLE_ONLY_UNKNOWN, NEVER, RESTING, DRAINING)
+    NOT_TAKING = frozenset({IDLE_ONLY_ACTIVE, IDLE_ONLY_UNKNOWN, NEVER, RESTING, DRAINING})
 
 
 @dataclass
@@ -49,8 +52,14 @@ class NodeInfo:
     localRunning: int = 0
     api: str | None = None
     heartbeat: float = 0.0  # unix seconds
+    seat: str = ""  # the node across restarts (host + DATA_DIR digest): a drain is kept for the seat
     state: str = NodeState.LENDING  # NodeState; older nodes publish none: they always lend
     stateReason: str | None = None  # why, in words (e.g. "you are active; lent once you are away for 10 min")
+    restingUntil: float | None = None  # unix seconds, while resting
+
+    @property
+    def takes_jobs(self) -> bool:
+        return self.state not in NodeState.NOT_TAKING
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

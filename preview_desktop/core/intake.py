@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, InvalidSpec
+from ..errors import InvalidInput, InvalidSpec, TimelineNotFound
 from .layout import check_path_text, contain
 from .pathmap import PathMap, map_path
 from .spec import JobSpec, parse_spec, parse_spec_json
@@ -84,7 +84,7 @@ def check_timeline(spec: JobSpec, media_roots: Sequence[Path]) -> JobSpec:
     if isinstance(spec.timeline, str):
         path = Path(spec.timeline)
         if not path.exists():
-            raise InvalidSpec("timeline", f"file not found: {path}")
+            raise TimelineNotFound(str(path))
         if not path.is_file():
             raise InvalidSpec("timeline", f"not a file: {path}")
         contain(path, media_roots, "timeline")

@@ -28,7 +28,12 @@ class Outcome:
     error: str | None = None
     traceback: str | None = None
     retryable: bool = True
-    disk_full: bool = False  # no space left: the job waits for space, its attempt not counted (docs/queue.md)
+    code: str | None = None  # the typed error's code (errors.py), for callers that judge a failure (the farm)
+
+    @property
+    def disk_full(self) -> bool:
+        """No space left: the job waits for space, its attempt not counted (docs/queue.md)."""
+        return self.code == DiskFull.code
 
 
 def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobContext,
@@ -57,7 +62,7 @@ def run_at_boundary(handler: Handler, job: Job, intake: SpecIntake, ctx: JobCont
             error=message,
             traceback=traceback.format_exc(),
             retryable=retryable,
-            disk_full=isinstance(exc, DiskFull),
+            code=exc.code if isinstance(exc, PreviewError) else None,
         )
     if ctx.cancelled:
         # finished anyway; a result is better than nothing, so keep it

@@ -6,13 +6,16 @@ own `Worker.run()`: farm/bullmq_compat.py). Each fetch in flight holds a claim o
 the loops, whose round trips overlap, never fetch more jobs than there are slots. If a local job took the slot
 meanwhile, the job goes straight back to the queue, no attempt used. A completion that finds its slot still free
 takes the node's next job in the same Redis script (`claim_next` / `take_next`, called by the worker).
-Fetching also waits while any `FetchGate` is closed (workstation mode: the user is at this computer).
+Gates (`FetchGate`) close fetching for the whole node (workstation mode while the user is at this computer,
+draining, resting); a job filter (`JobFilter`) passes a fetched job on to other nodes (it failed here), and the
+node then holds off fetching for HOLD_S so that another node, not this one, gets it from the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -20,6 +23,7 @@ from .bullmq_compat import BullJob, FarmWorker, move_back
 from .connection import FarmConfig, Link, backoff_delays, describe_error
 
 log = logging.getLogger("preview_desktop.farm")
+HOLD_S = 1.0  # after passing a job on: long enough for an idle node (woken by BullMQ's marker) to take it
 
 
 class SlotSource(Protocol):
@@ -35,23 +39,32 @@ class SlotSource(Protocol):
 
 
 class FetchGate(Protocol):
-    """One condition for taking farm jobs (workstation mode's lending, presence/lending.py; more may join): the
-    fetch loops fetch only while every gate is open, and a gate that changes wakes them. What runs is not the
-    gate's business: a gate that wants running farm renders back says so to the farm member itself."""
+    """One condition for taking farm jobs (workstation mode's lending, presence/lending.py; draining and resting,
+    farm/standing.py): the fetch loops fetch only while every gate is open, and a gate that changes wakes them.
+    What runs is not the gate's business: a gate that wants running farm renders back says so to the farm member."""
 
     def open(self) -> bool: ...
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]: ...  # returns: unsubscribe
 
 
+class JobFilter(Protocol):
+    """Whether a job this node fetched should go to another node instead (farm/standing.py: it failed here)."""
+
+    async def pass_on(self, job: BullJob) -> bool: ...
+
+
 class Fetcher:
     def __init__(self, engine: SlotSource, worker: FarmWorker, link: Link, config: FarmConfig,
-                 start_job: Callable[[BullJob, str], None], gates: Sequence[FetchGate] = ()) -> None:
+                 start_job: Callable[[BullJob, str], None], gates: Sequence[FetchGate] = (),
+                 job_filter: JobFilter | None = None) -> None:
         self._engine = engine
-        self._gates = tuple(gates)
         self._worker = worker
         self._link = link
         self._config = config
         self._start_job = start_job  # starts the render on a slot now (farm/runner.py)
+        self._gates = tuple(gates)
+        self._filter = job_filter
+        self._hold_until = 0.0  # monotonic: no fetch before this (a job was just passed on)
         self._stopping = False
         self._slot = asyncio.Event()
         self._fetching = 0  # fetches in flight: each one holds a claim on a free slot
@@ -94,6 +107,10 @@ class Fetcher:
                 else:
                     await self._slot.wait()
                 continue
+            hold = self._hold_until - time.monotonic()
+            if hold > 0:
+                await asyncio.sleep(hold)
+                continue
             blocked = self._worker.blocked_fetch()
             if blocked is not None:  # the queue is drained and another fetcher blocks on it: wait for that one
                 await asyncio.wait([blocked])
@@ -114,10 +131,20 @@ class Fetcher:
             delays = backoff_delays(self._config)
             if job is None:
                 continue
-            if not self._may_fetch():
+            if not await self._keep(job):
                 await self._give_back(job, token)
                 continue
             self._start_job(job, token)
+
+    async def _keep(self, job: BullJob) -> bool:
+        """May this node start `job` now? Not without a free slot (a local job may have taken it) or with a gate
+        closed, nor when the filter passes it on: then hold off fetching for HOLD_S, so another node gets it."""
+        if not self._may_fetch():
+            return False
+        if self._filter is not None and await self._filter.pass_on(job):
+            self._hold_until = time.monotonic() + HOLD_S
+            return False
+        return self._may_fetch()  # again: the filter may have waited for Redis
 
     async def _give_back(self, job: BullJob, token: str) -> None:
         """Return a job we cannot start now to the queue at once, without using one of its attempts."""
@@ -143,7 +170,7 @@ class Fetcher:
         try:
             job = await following()
             if job is not None:
-                if self._may_fetch():
+                if await self._keep(job):
                     self._start_job(job, token)
                     started = True
                 else:

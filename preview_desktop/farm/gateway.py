@@ -20,7 +20,7 @@ from ..errors import FarmUnavailable
 from ..logs import add_secret
 from .client import FarmClient
 from .connection import Link, describe_error, is_connection_error
-from .registry import read_counts
+from .registry import is_draining, read_counts, read_nodes, set_draining
 
 log = logging.getLogger("preview_desktop.farm")
 T = TypeVar("T")
@@ -81,6 +81,20 @@ class FarmGateway:
             self._secret = str(value)
             add_secret(self._secret)
         return self._secret
+
+    async def set_draining(self, node_id: str, draining: bool) -> bool:
+        """Drain or resume a node, this one or another: the node reads its drain key within about 0.5 s
+        (farm/standing.py). The key names the node's seat, so the drain outlives the node's restart (a new node id);
+        `node_id` is a live node's id or a seat. False for an unknown node: not live, and (to resume) not drained."""
+        client = self._seat.client
+        nodes = await self._redis("read", read_nodes(client.redis, client.keys))
+        node = next((n for n in nodes if node_id in (n.nodeId, n.seat)), None)
+        seat = (node.seat or node.nodeId) if node is not None else node_id
+        if node is None and (draining or not await self._redis("read", is_draining(client.redis, client.keys, seat))):
+            return False
+        await self._redis("drain", set_draining(client.redis, client.keys, seat, draining))
+        log.info("farm node %s: %s", node_id, "drain requested" if draining else "resume requested")
+        return True
 
     def status(self) -> FarmStatus:
         return self._seat.snapshot()

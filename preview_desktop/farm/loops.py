@@ -39,11 +39,16 @@ class NodeLoops:
         self._on_heartbeat = on_heartbeat  # the farm's nodes and queue counts, read at each heartbeat
         self.tasks: list[asyncio.Task[None]] = []
         self._stopped = False  # checked each round: a cancel that a redis-py call swallowed still ends a loop
+        self._beat = asyncio.Event()  # set: heartbeat now (this node's state changed)
 
     def start(self, redis: Redis) -> None:
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(coro) for coro in
                       (self._heartbeat_loop(redis), self._cancel_loop(redis), self._progress_loop(redis))]
+
+    def beat_now(self) -> None:
+        """Publish this node at once rather than at the next heartbeat (its state changed)."""
+        self._beat.set()
 
     def cancel(self) -> None:
         self._stopped = True
@@ -113,4 +118,6 @@ class NodeLoops:
             delays = backoff_delays(self._config)
             self._link.up()
             self._on_heartbeat(nodes, counts)
-            await asyncio.sleep(self._config.heartbeat_s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._beat.wait(), self._config.heartbeat_s)
+            self._beat.clear()

@@ -4,6 +4,7 @@ The work is done by the parts it wires together:
   fetching.py       farm jobs into free render slots (shared with local jobs), one fetch loop per slot
   runner.py         a farm job on a slot, and its outcome in BullMQ's terms (completion, retry, no retry, release)
   loops.py          progress to Redis, cancel polling, the heartbeat (registry, farm snapshot, link probe)
+  standing.py       draining, resting, and passing on jobs that failed here (a gate and a filter on fetching)
   bullmq_compat.py  the bullmq Worker whose fetching we drive: the only module that reaches into bullmq
 
 Farm jobs are not copied into the local diskcache store: the farm's record is Redis. The window's Farm view
@@ -34,6 +35,7 @@ from .flows import FarmFlows
 from .loops import NodeLoops
 from .registry import FarmKeys, unpublish
 from .runner import FarmRun, FarmRunner, NodeApi, SlotRunner
+from .standing import Standing, node_seat
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -85,10 +87,15 @@ class FarmMember:
         self._runner.flows = FarmFlows(settings, self.config, self.keys, self.link, self.node_id, lambda: self.client,
                                        self._farm_slots)
         self.lending = lending
-        gates: list[FetchGate] = [lending] if lending is not None else []
-        self._fetcher = Fetcher(engine, self._worker, self.link, self.config, self._runner.start, gates)
+        self.seat = node_seat(self.host, settings.data_dir)
+        self.standing = Standing(self.keys, self.node_id, self.seat, settings.farm_rest_minutes * 60, self.link)
+        self._runner.outcomes = self.standing
+        gates: list[FetchGate] = [self.standing, *([lending] if lending is not None else [])]
+        self._fetcher = Fetcher(engine, self._worker, self.link, self.config, self._runner.start, gates,
+                                job_filter=self.standing)
         self._loops = NodeLoops(self._runner.running, self.link, self.config, self.keys, self.node_info,
                                 self._on_heartbeat)
+        self.standing.on_change(self._on_standing)
 
     @property
     def running(self) -> dict[str, FarmRun]:
@@ -119,12 +126,14 @@ class FarmMember:
             self._unlend = self.lending.on_change(self._on_lending_changed)
         self._fetcher.start()
         self._loops.start(self._redis)
+        self.standing.start(self._redis)
         log.info("farm: node %s joins queue %r on %s", self.node_id, self.keys.queue, self.link.url)
 
     async def stop(self) -> None:
         """Stop fetching; let running farm jobs finish briefly, then hand them back to the queue."""
         self._unlend()
         self._fetcher.stop()
+        self.standing.stop()
         deadline = time.monotonic() + min(2.0, self.settings.shutdown_grace)
         while self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -136,7 +145,8 @@ class FarmMember:
             log.warning("farm: %d job(s) still running at exit; their locks expire and another node re-runs them",
                         len(self.running))
         self._loops.cancel()
-        await end_tasks([*self._fetcher.tasks, *self._loops.tasks])
+        standing = [self.standing.task] if self.standing.task is not None else []
+        await end_tasks([*self._fetcher.tasks, *self._loops.tasks, *standing])
         if self.link.connected and self._redis is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(unpublish(self._redis, self.keys, self.node_id), 2.0)
@@ -172,11 +182,14 @@ class FarmMember:
             nodeId=self.node_id, host=self.host, pid=os.getpid(), version=__version__,
             capacity=self.engine.capacity, running=[r.info() for r in self.running.values()],
             localRunning=self.engine.local_running, api=self.api.url if self.api is not None else None,
-            state=state, stateReason=reason,
+            seat=self.seat, state=state, stateReason=reason, restingUntil=self.standing.resting_until,
         )
 
     def _state(self) -> tuple[str, str | None]:
-        """This node's NodeState and its reason (the registry, GET /v1/farm, the window's status bar)."""
+        """This node's NodeState and its reason (the registry, GET /v1/farm, the window's status bar): a drain or a
+        rest wins over workstation mode's state."""
+        if self.standing.state is not None:
+            return self.standing.state, self.standing.reason
         if self.lending is None:
             return NodeState.LENDING, None
         return self.lending.state, self.lending.reason
@@ -208,6 +221,14 @@ class FarmMember:
     def _on_heartbeat(self, nodes: list[NodeInfo], counts: dict[str, int]) -> None:
         self.status = FarmStatus(url=self.link.url, queue=self.keys.queue, connected=True, nodes=nodes,
                                  counts=counts, nodeId=self.node_id)
+        self._notify()
+
+    def _on_standing(self) -> None:
+        """Draining or resting began or ended (the fetch loops hear it as a gate): show it now, publish it at once."""
+        mine = next((n for n in self.status.nodes if n.nodeId == self.node_id), None)
+        if mine is not None:
+            (mine.state, mine.stateReason), mine.restingUntil = self._state(), self.standing.resting_until
+        self._loops.beat_now()
         self._notify()
 
     def _notify_soon(self) -> None:

@@ -8,6 +8,8 @@ which BullMQ keeps at `{prefix}:{queue}:{id}` and which are numbers unless a pro
   {prefix}:{queue}:pd:cancel:{jobId}   a cancel request for a running job (expires after a day)
   {prefix}:{queue}:pd:sup:{key}        sorted set: jobs of one project + timeline (farm/supersede.py)
   {prefix}:{queue}:pd:signing-secret   the farm-wide secret that signs artifact URLs (created once, SET NX)
+  {prefix}:{queue}:pd:failed-on:{jobId} set: nodes a job failed on (not for bad input); expires after a day
+  {prefix}:{queue}:pd:drain:{seat}     the operator drains this node (JSON {since}); no expiry: until resumed
 
 A node that dies stops refreshing its key, so it drops out of the snapshot within node_ttl even though nothing
 removes it; the sorted set only tells readers which keys to look at.
@@ -15,6 +17,7 @@ removes it; the sorted set only tells readers which keys to look at.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 COUNT_TYPES = ("waiting", "prioritized", "active", "delayed", "paused", "completed", "failed")
 CANCEL_TTL_S = 24 * 3600
+FAILED_ON_TTL_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,12 @@ class FarmKeys:
     def supersede(self, key: str) -> str:
         return f"{self.base}:sup:{key}"
 
+    def failed_on(self, job_id: str) -> str:
+        return f"{self.base}:failed-on:{job_id}"
+
+    def drain(self, seat: str) -> str:
+        return f"{self.base}:drain:{seat}"
+
 
 async def publish(client: Redis, keys: FarmKeys, info: NodeInfo, ttl_s: float) -> None:
     info.heartbeat = time.time()
@@ -68,6 +78,31 @@ async def unpublish(client: Redis, keys: FarmKeys, node_id: str) -> None:
         pipe.delete(keys.node(node_id))
         pipe.zrem(keys.nodes, node_id)
         await pipe.execute()
+
+
+async def record_failed_on(client: Redis, keys: FarmKeys, job_id: str, node_id: str) -> None:
+    """Remember that `job_id` failed on `node_id` (not for bad input), so the fetching nodes pass it on."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.sadd(keys.failed_on(job_id), node_id)
+        pipe.expire(keys.failed_on(job_id), FAILED_ON_TTL_S)
+        await pipe.execute()
+
+
+async def failed_on(client: Redis, keys: FarmKeys, job_id: str) -> set[str]:
+    return cast("set[str]", await client.smembers(keys.failed_on(job_id)))
+
+
+async def set_draining(client: Redis, keys: FarmKeys, seat: str, draining: bool) -> None:
+    """The operator's word for a node's seat, kept until resumed (it survives the node's restart); the node polls
+    it (farm/standing.py)."""
+    if draining:
+        await client.set(keys.drain(seat), json.dumps({"since": time.time()}), nx=True)
+    else:
+        await client.delete(keys.drain(seat))
+
+
+async def is_draining(client: Redis, keys: FarmKeys, seat: str) -> bool:
+    return bool(await client.exists(keys.drain(seat)))
 
 
 async def read_nodes(client: Redis, keys: FarmKeys) -> list[NodeInfo]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from ..core.layout import ARTIFACT_NAMES, Layout
 from ..core.spec import JobSpec
 from ..engine.boundary import Outcome
 from ..engine.slots import SlotRun
+from ..errors import MediaNotFound, MissingOnNode, TimelineNotFound
 from ..settings import Settings
 from .bullmq_compat import BullJob, FarmWorker, default_retry, move_back
 from .client import FarmClient
@@ -99,6 +100,13 @@ class Flows(Protocol):
     async def settle(self, job: BullJob, token: str, run: FarmRun, outcome: Outcome) -> Outcome: ...
 
 
+class Outcomes(Protocol):
+    """Who learns how this node's farm jobs end (farm/standing.py: resting, keeping failing nodes off a job)."""
+
+    async def failed(self, job_id: str, reason: str) -> None: ...
+    def succeeded(self) -> None: ...
+
+
 class SlotRunner(Protocol):
     """What running a farm job needs of the engine: a render slot, and this node's metrics."""
 
@@ -128,6 +136,7 @@ class FarmRunner:
         self.completed = 0  # attempts that ended on this node (any outcome): for tests and the bench
         self.api: NodeApi | None = None
         self.flows: Flows | None = None  # attached by the member (chunked previews)
+        self.outcomes: Outcomes | None = None  # attached by the member (the node's standing)
 
     def start(self, job: BullJob, token: str) -> None:
         """Start the render on a pool thread now (same loop step as the slot check), then let bullmq track it."""
@@ -193,8 +202,13 @@ class FarmRunner:
 
     def _intake(self, job: Job) -> JobSpec:
         """On the render thread: a farm job's spec comes from any producer, so it gets the whole intake here
-        (bad input fails the job for good, at the job boundary)."""
-        spec = prepare_wire_spec(job.spec, self._settings.effective_media_roots, path_map=self._settings.path_map)
+        (bad input fails the job for good, at the job boundary). A timeline missing here is this node's problem,
+        not the job's: another node may have it (retried elsewhere)."""
+        try:
+            spec = prepare_wire_spec(job.spec, self._settings.effective_media_roots,
+                                     path_map=self._settings.path_map)
+        except TimelineNotFound as exc:
+            raise MissingOnNode(f"timeline not found on node {self._node_id}: {exc.path}") from None
         job.spec, job.project_id, job.priority = spec.to_wire(), spec.projectId, spec.priority
         return spec
 
@@ -227,8 +241,11 @@ class FarmRunner:
                     await job.updateProgress(run.progress())
         if self.flows is not None and self.flows.route(job) is not None:  # a flow's job: may raise bullmq's errors
             outcome = await self.flows.settle(job, token, run, outcome)
+        if outcome.kind == "failure" and outcome.code == MediaNotFound.code:  # this node lacks the media: not
+            outcome = replace(outcome, retryable=True)                        # the job's fault, retried elsewhere
         if outcome.kind == "failure" and outcome.retryable:
             self._apply_spec_attempts(job)
+        await self._report(str(job.id), outcome)
         # this node's metrics (window, /metrics) count the attempt, as they count local ones
         self._engine.record_outcome(JobOutcome(run.local_id, self._outcome_kind(job, run, outcome), outcome.seconds,
                                                run.frames, origin="farm"))
@@ -242,6 +259,15 @@ class FarmRunner:
         if not outcome.retryable:
             raise UnrecoverableError(outcome.error or "failed")
         raise FarmJobFailed(outcome.error or "failed")
+
+    async def _report(self, job_id: str, outcome: Outcome) -> None:
+        """Successes and failures that are not the input's fault (retryable ones) count for the node's standing."""
+        if self.outcomes is None:
+            return
+        if outcome.kind == "success":
+            self.outcomes.succeeded()
+        elif outcome.kind == "failure" and outcome.retryable:
+            await self.outcomes.failed(job_id, outcome.error or "failed")
 
     @staticmethod
     def _outcome_kind(job: BullJob, run: FarmRun, outcome: Outcome) -> str:

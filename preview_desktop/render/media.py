@@ -48,6 +48,9 @@ def relink(names: Sequence[str], search_dirs: Sequence[Path], roots: Sequence[Pa
     return None
 
 
+MISSING = "file not found"  # the offline reason of a file that does not exist (renderer: MediaNotFound)
+
+
 def offline(path: Path | None, reason: str) -> Source:
     return Source(kind="offline", path=path, reason=reason)
 
@@ -60,7 +63,7 @@ def probe(path: Path) -> Source:
     try:
         st = path.stat()
     except FileNotFoundError:
-        return offline(path, "file not found")
+        return offline(path, MISSING)
     except OSError as exc:
         return offline(path, f"cannot be read ({exc.strerror or exc})")
     if not path.is_file():

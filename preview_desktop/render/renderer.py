@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.layout import ARTIFACT_NAMES, Layout, swap_in
-from ..errors import InvalidInput, JobTimeout, MediaError, disk_full_from, is_disk_full
+from ..errors import InvalidInput, JobTimeout, MediaError, MediaNotFound, disk_full_from, is_disk_full
 from .files import sha256_hex, write_preview_json
+from .media import MISSING
 
 if TYPE_CHECKING:
     from ..core.handler import JobContext
@@ -54,7 +55,8 @@ def render_to_folder(
     offline = [layer for layer in plan.video if layer.source.kind == "offline"]
     if spec.output.strict and offline:
         first = offline[0]
-        raise MediaError(
+        missing = all(layer.source.reason == MISSING for layer in offline)  # not here; another node may have them
+        raise (MediaNotFound if missing else MediaError)(
             f"clip {first.name!r}: media offline ({first.source.reason}): {first.source.path or 'no path'}"
             + (f" (and {len(offline) - 1} more)" if len(offline) > 1 else ""),
             clip=first.name,

@@ -20,7 +20,7 @@ from ..core.job import FARM_KIND, Job, JobState
 from ..core.pathmap import PathMap
 from ..core.spec import JobSpec
 from ..core.submission import FarmSubmission, PathSource, QueuedLocally, SpecSource, WireSource
-from ..errors import FarmDisabled, FarmUnavailable, IllegalTransition, PreviewError, QueueFull
+from ..errors import FarmDisabled, FarmNodeNotFound, FarmUnavailable, IllegalTransition, PreviewError, QueueFull
 from ..queue.base import FarmUpdate, JobStore
 
 T = TypeVar("T")
@@ -47,6 +47,7 @@ class FarmPort(Protocol):
     async def cancel(self, job_id: str, reason: str) -> str: ...
     async def waiting(self) -> int: ...
     async def signing_secret(self) -> str: ...
+    async def set_draining(self, node_id: str, draining: bool) -> bool: ...
     def status(self) -> FarmStatus: ...
     def on_status(self, callback: Callable[[FarmStatus], None]) -> None: ...
 
@@ -243,6 +244,12 @@ class JobService:
     async def farm_signing_secret(self) -> str:
         """The farm-wide secret that signs artifact URLs, so any node can check a link another node made."""
         return await self._farm_or_refuse().signing_secret()
+
+    async def drain_farm_node(self, node_id: str, draining: bool) -> None:
+        """Drain a farm node (it finishes what it runs and takes no more farm jobs) or resume it; any node of the
+        farm, not only this one. FarmNodeNotFound for a node the farm does not know."""
+        if not await self._farm_or_refuse().set_draining(node_id, draining):
+            raise FarmNodeNotFound(node_id)
 
     def _farm_or_refuse(self) -> FarmPort:
         if self._farm is None:

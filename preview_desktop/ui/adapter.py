@@ -283,6 +283,12 @@ class EngineAdapter(QObject):
         return self.spawn(self.service.cancel_farm_job(job_id, "cancelled from the window"),
                           f"cancelling farm job {job_id}")
 
+    def drain_farm_node(self, node_id: str, draining: bool) -> asyncio.Task[Any]:
+        """Drain a farm node (it finishes what it runs, takes no more farm jobs) or resume it: any node, through
+        Redis; the Farm view shows its state from the node's next heartbeat (about 1 s)."""
+        return self.spawn(self.service.drain_farm_node(node_id, draining),
+                          f"{'draining' if draining else 'resuming'} farm node {node_id}")
+
     def send_to_farm(self, job_ids: Sequence[str]) -> asyncio.Task[Any]:
         """Each selected local job that has not started goes to the farm and stays in the table, same row, as a
         farm record (the farm tracker follows it). With the farm away they stay queued here (they are already)."""

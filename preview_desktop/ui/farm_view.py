@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.farm_status import FarmStatus, NodeState
+from ..core.farm_status import FarmStatus, NodeInfo, NodeState
 from ..core.job import Job
 from .adapter import EngineAdapter
 
@@ -36,7 +36,18 @@ STATE_TEXT = {
     NodeState.IDLE_ONLY_ACTIVE: "Farm: idle-only, you are active",
     NodeState.IDLE_ONLY_UNKNOWN: "Farm: idle-only, cannot tell if you are away",
     NodeState.NEVER: "Farm: not lending this computer",
+    NodeState.DRAINING: "Farm: this node draining",
+    NodeState.RESTING: "Farm: this node resting",
 }
+NODE_ID_ROLE = Qt.ItemDataRole.UserRole + 2
+NODE_STATE_ROLE = Qt.ItemDataRole.UserRole + 3
+
+
+def node_state_text(node: NodeInfo) -> str:
+    """"draining", "resting until 14:05", "idle-only-active"..., or "" for a node that takes jobs."""
+    if node.state == NodeState.RESTING and node.restingUntil:
+        return f"resting until {time.strftime('%H:%M', time.localtime(node.restingUntil))}"
+    return node.state if not node.takes_jobs else ""
 
 
 class FarmView(QWidget):
@@ -66,9 +77,18 @@ class FarmView(QWidget):
         self.send_button.setToolTip("Render the jobs selected in the job table on the farm instead of here; they stay "
                                     "in the table and their previews come back here")
         self.send_button.clicked.connect(self.send_selected)
+        self.drain_button = QPushButton("Drain node", self)
+        self.drain_button.setToolTip("The selected node finishes what it renders and takes no more farm jobs "
+                                     "until resumed (for maintenance)")
+        self.drain_button.clicked.connect(lambda: self.drain_selected(True))
+        self.resume_button = QPushButton("Resume node", self)
+        self.resume_button.setToolTip("The selected drained node takes farm jobs again")
+        self.resume_button.clicked.connect(lambda: self.drain_selected(False))
         buttons = QHBoxLayout()
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.send_button)
+        buttons.addWidget(self.drain_button)
+        buttons.addWidget(self.resume_button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status_label)
@@ -102,15 +122,21 @@ class FarmView(QWidget):
                 f"waiting {waiting} · active {c.get('active', 0)} · delayed {c.get('delayed', 0)} · "
                 f"completed {c.get('completed', 0)} · failed {c.get('failed', 0)} · nodes {len(status.nodes)}")
         selected = self._selected_job_id()
+        selected_node = self._selected_node_id()
         self.tree.clear()
         now = time.time()
         for node in status.nodes:
             mine = node.nodeId == status.nodeId
-            label = f"{node.host} ({node.nodeId}){' - this node' if mine else ''}"
+            state = node_state_text(node)
+            label = f"{node.host} ({node.nodeId}){' - this node' if mine else ''}{f' - {state}' if state else ''}"
             age = max(0.0, now - node.heartbeat)
             item = QTreeWidgetItem([label, f"v{node.version}", f"seen {age:.0f}s ago",
                                     f"{len(node.running)} farm + {node.localRunning} local / {node.capacity}"])
+            item.setData(0, NODE_ID_ROLE, node.nodeId)
+            item.setData(0, NODE_STATE_ROLE, node.state)
             self.tree.addTopLevelItem(item)
+            if node.nodeId == selected_node and selected is None:
+                item.setSelected(True)
             for job in node.running:
                 child = QTreeWidgetItem([f"job {job.jobId} ({job.name}, attempt {job.attempt})", job.projectId or "",
                                          f"{job.percent:.0f}% ({job.frame}/{job.frames})", ""])
@@ -128,16 +154,36 @@ class FarmView(QWidget):
                 return str(job_id)
         return None
 
+    def _selected_node_item(self) -> QTreeWidgetItem | None:
+        for item in self.tree.selectedItems():
+            if item.data(0, NODE_ID_ROLE):
+                return item
+        return None
+
+    def _selected_node_id(self) -> str | None:
+        item = self._selected_node_item()
+        return str(item.data(0, NODE_ID_ROLE)) if item is not None else None
+
     def _update_enabled(self) -> None:
         connected = self.status is not None and self.status.connected
         self.cancel_button.setEnabled(connected and self._selected_job_id() is not None)
         self.send_button.setEnabled(connected)
+        node = self._selected_node_item()
+        draining = node is not None and node.data(0, NODE_STATE_ROLE) == "draining"
+        self.drain_button.setEnabled(connected and node is not None and not draining)
+        self.resume_button.setEnabled(connected and draining)
 
     # ------------------------------------------------------------------ acting
     def cancel_selected(self) -> None:
         job_id = self._selected_job_id()
         if job_id is not None:
             self.adapter.cancel_farm_job(job_id)
+
+    def drain_selected(self, draining: bool) -> None:
+        """Drain (or resume) the selected node, whichever machine it is: the request goes through Redis."""
+        node_id = self._selected_node_id()
+        if node_id is not None:
+            self.adapter.drain_farm_node(node_id, draining)
 
     def send_selected(self) -> None:
         """Each selected local job that has not started goes to the farm and stays in the table as a farm record."""
@@ -167,10 +213,16 @@ class FarmStatusButton(QToolButton):
             waiting = c.get("waiting", 0) + c.get("prioritized", 0) + c.get("delayed", 0)
             nodes = len(status.nodes)
             text = f"{nodes} node{'s' if nodes != 1 else ''} · {c.get('active', 0)} rendering · {waiting} waiting"
-            if status.state is None:
+            mine = next((n for n in status.nodes if n.nodeId == status.nodeId), None)
+            state = status.state
+            if mine is not None and mine.state in (NodeState.RESTING, NodeState.DRAINING):
+                state = mine.state  # the registry's word, also when this window's own status has none
+            if state is None:
                 text = f"Farm: {text}"
+            elif state in (NodeState.RESTING, NodeState.DRAINING) and mine is not None:  # says until when
+                text = f"Farm: this node {node_state_text(mine)} · {text}"
             else:  # this computer first: is it lending itself?
-                text = f"{STATE_TEXT.get(status.state, f'Farm: {status.state}')} · {text}"
+                text = f"{STATE_TEXT.get(state, f'Farm: {state}')} · {text}"
             tip = f"Connected to {status.url}, queue '{status.queue}'. Click to show the Farm view."
             if status.stateReason:
                 tip = f"This computer: {status.stateReason}. {tip}"

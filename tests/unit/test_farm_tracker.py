@@ -77,6 +77,9 @@ class StandInFarm:
     async def signing_secret(self) -> str:
         return "secret"
 
+    async def set_draining(self, node_id: str, draining: bool) -> bool:
+        return any(n.nodeId == node_id for n in self.nodes)
+
     def status(self) -> FarmStatus:
         return FarmStatus(url="redis://farm", queue="previews", connected=not self.away, nodes=self.nodes)
 

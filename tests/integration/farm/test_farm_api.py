@@ -366,7 +366,7 @@ def test_schemathesis_on_the_farm_routes_of_a_farm_node(
 
     tested, status = api.run(scenario(), timeout=150)
     print(f"schemathesis on a farm node: {tested}")
-    assert len(tested) == 12, tested  # 6 farm routes (artifacts included), positive and negative
+    assert len(tested) == 16, tested  # 8 farm routes (artifacts, node drain/resume included), positive and negative
     assert status["connected"] is True  # the fuzzing left the farm working
 
 

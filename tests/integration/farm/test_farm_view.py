@@ -127,8 +127,8 @@ def test_status_bar_button_says_whether_this_computer_is_lent(qtbot: Any) -> Non
     assert "no X11 display" in button.toolTip()
     farm.push(status(NodeState.NEVER, "never takes farm jobs (farm setting: never)"))
     assert button.text().startswith("Farm: not lending this computer · ")
-    farm.push(status("resting", "failed 3 jobs in a row"))  # a state this window does not know shows as itself
-    assert button.text().startswith("Farm: resting · ")
+    farm.push(status("hibernating", "a newer node's state"))  # a state this window does not know shows as itself
+    assert button.text().startswith("Farm: hibernating · ")
 
 
 def test_status_bar_button_is_hidden_without_a_farm(qtbot: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 from preview_desktop.core.job import Job, new_job_id
 from preview_desktop.core.layout import Layout
 from preview_desktop.core.spec import parse_spec
-from preview_desktop.errors import InvalidInput, JobCancelled, JobTimeout, MediaError
+from preview_desktop.errors import InvalidInput, JobCancelled, JobTimeout, MediaError, MediaNotFound
 from preview_desktop.render.renderer import RenderHandler, make_demo, render_foreground, render_to_folder
 from tests.support.media import decode, make_clip
 
@@ -64,6 +64,23 @@ def test_render_job_failure_cleans_staging(tmp_path: Path, settings) -> None:
     layout = Layout(settings.data_dir)
     assert layout.stale_staging_dirs() == []
     assert not layout.preview_dir("p", JOB_ID).exists()
+
+
+def test_strict_missing_clip_is_media_not_found_but_an_unreadable_one_is_not(tmp_path: Path, settings) -> None:
+    """A farm node retries a missing clip elsewhere (MediaNotFound: maybe only this node lacks it); a file that is
+    there but unreadable is the media's fault on every node (MediaError)."""
+    missing = spec_for({"fps": 25, "clips": [{"source": "gone.mp4", "out": 1.0}]}, mediaSearchPaths=[str(tmp_path)],
+                       output={"strict": True})
+    ctx = _ctx(_job(missing), settings)
+    with pytest.raises(MediaNotFound, match=r"gone\.mp4.*file not found"):
+        render_job(ctx.job, ctx, settings)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    empty = spec_for({"fps": 25, "clips": [{"source": "empty.mp4", "out": 1.0}]}, mediaSearchPaths=[str(tmp_path)],
+                     output={"strict": True})
+    ctx = _ctx(_job(empty, new_job_id()), settings)
+    with pytest.raises(MediaError, match=r"empty\.mp4") as raised:
+        render_job(ctx.job, ctx, settings)
+    assert not isinstance(raised.value, MediaNotFound)
 
 
 def test_cancel_is_honoured_mid_render(tmp_path: Path, settings) -> None:
