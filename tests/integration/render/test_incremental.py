@@ -21,7 +21,7 @@ from preview_desktop.core.handler import JobContext
 from preview_desktop.errors import JobCancelled
 from preview_desktop.render.renderer import render_to_folder
 from preview_desktop.render.segment_cache import open_store
-from preview_desktop.render.segments import AUDIO_CHUNK, plan_segments
+from preview_desktop.render.segments import plan_audio_chunks, plan_segments
 from preview_desktop.render.timeline import build_plan
 from preview_desktop.settings import Settings
 from tests.integration.render.conftest import JOB_ID, make_ctx, spec_for
@@ -270,7 +270,7 @@ def test_b_frames_and_one_frame_segments_join(renderer: Renderer) -> None:
     assert (out2 / "preview.mp4").read_bytes() == (out / "preview.mp4").read_bytes()
 
 
-def test_audio_error_at_chunk_joins_is_at_codec_noise_level(renderer: Renderer) -> None:
+def test_audio_error_at_chunk_joins_is_at_codec_noise_level(renderer: Renderer, settings: Settings) -> None:
     """A steady tone across several chunk joins: the chunked encode against the single-pass one, near the joins
     and away from them. Both are compared with the single-pass decode (the codec's own error is in both)."""
     timeline = {"fps": FPS, "clips": [{"source": "a.mp4", "in": 0.0, "out": 3.0}]}
@@ -278,7 +278,9 @@ def test_audio_error_at_chunk_joins_is_at_codec_noise_level(renderer: Renderer) 
     _full, full_out = renderer(timeline, cache=False)
     cached, full = decode(out / "preview.mp4").audio, decode(full_out / "preview.mp4").audio
     assert cached is not None and full is not None and len(cached) == len(full)
-    joins = list(range(AUDIO_CHUNK, len(full) - 2048, AUDIO_CHUNK))
+    spec = spec_for(timeline, mediaSearchPaths=[str(settings.media_roots[0])])
+    joins = [chunk.start for chunk in plan_audio_chunks(build_plan(spec, settings)[0], spec)][1:]
+    joins = [join for join in joins if 2048 <= join < len(full) - 2048]
     assert len(joins) >= 2
     near = np.zeros(len(full), dtype=bool)
     for join in joins:
