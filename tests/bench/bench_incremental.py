@@ -9,7 +9,8 @@ the default preview output (640×360 ultrafast + AAC). Each round, per case, in 
   (a) clip 6 slipped by 0.5 s, default burn-ins (timecode + DRAFT label);
   (b) clip 6 shortened by 1 s (a ripple: every later clip moves), record-timecode burn-in off;
   (c) as (b) with the timecode burnt in: the known expensive case (docs/incremental.md), only with BENCH_CASES=abc.
-Reports each ratio re-render / full render per round, their median (target ≤ 0.15 for a and b), and the cache
+Reports each ratio re-render / full render per round and their median (target ≤ 0.15 for a and b), in wall time
+and in CPU time (user + sys of the command: much less disturbed by other work on a loaded machine), and the cache
 counts the re-render wrote into preview.json (segments and AAC chunks reused / encoded again).
 
 Run on demand (not part of the test suite), from the repository root:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,21 +66,24 @@ def shortened(base: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(work: Path, data: Path, tl: dict[str, Any], burn_in: dict[str, Any] | None,
-           tag: str) -> tuple[float, dict[str, Any]]:
-    """One whole `preview-desktop render` command; returns (wall seconds, the preview.json it wrote)."""
+           tag: str) -> tuple[float, float, dict[str, Any]]:
+    """One whole `preview-desktop render` command; returns (wall seconds, CPU seconds, its preview.json)."""
     output: dict[str, Any] = {} if burn_in is None else {"burnIn": burn_in}
     spec = work / f"{tag}.json"
     spec.write_text(json.dumps({"projectId": "bench", "timeline": tl, "output": output}))
     out = work / f"out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "DATA_DIR": str(data), "PREVIEW_MEDIA_ROOTS": str(work)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "preview_desktop", "render", str(spec), "--out", str(out),
                            "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode != 0:
         raise RuntimeError(f"render {tag} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return seconds, json.loads((out / "preview.json").read_text())
+    return seconds, cpu, json.loads((out / "preview.json").read_text())
 
 
 Change = Callable[[dict[str, Any]], dict[str, Any]]
@@ -96,7 +101,8 @@ def main() -> dict[str, Any]:
         "c_shorten_1s_timecode_on": (shortened, None),
     }
     cases = {name: case for name, case in every.items() if name[0] in CASES}
-    results: dict[str, dict[str, list[float]]] = {name: {"full": [], "again": [], "ratio": []} for name in cases}
+    keys = ("full", "again", "ratio", "full_cpu", "again_cpu", "cpu_ratio")
+    results: dict[str, dict[str, list[float]]] = {name: {key: [] for key in keys} for name in cases}
     counts: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
@@ -106,11 +112,11 @@ def main() -> dict[str, Any]:
         for round_ in range(ROUNDS):
             for name, (change, burn_in) in cases.items():
                 data = work / f"data-{name}-{round_}"  # an empty cache each round
-                full, _ = render(work, data, base, burn_in, f"{name}-{round_}-full")
-                again, document = render(work, data, change(base), burn_in, f"{name}-{round_}-again")
-                results[name]["full"].append(full)
-                results[name]["again"].append(again)
-                results[name]["ratio"].append(again / full)
+                full, full_cpu, _ = render(work, data, base, burn_in, f"{name}-{round_}-full")
+                again, again_cpu, document = render(work, data, change(base), burn_in, f"{name}-{round_}-again")
+                for key, value in zip(keys, (full, again, again / full, full_cpu, again_cpu, again_cpu / full_cpu),
+                                      strict=True):
+                    results[name][key].append(value)
                 counts[name] = document["cache"]
                 shutil.rmtree(data, ignore_errors=True)
     report: dict[str, Any] = {"rounds": ROUNDS, "cpus": os.cpu_count(), "timeline_seconds": CLIPS * CLIP_SECONDS,
@@ -121,6 +127,9 @@ def main() -> dict[str, Any]:
             "rerender_seconds": [round(v, 2) for v in values["again"]],
             "ratios": [round(v, 3) for v in values["ratio"]],
             "median_ratio": round(statistics.median(values["ratio"]), 3),
+            "full_cpu_seconds": [round(v, 2) for v in values["full_cpu"]],
+            "rerender_cpu_seconds": [round(v, 2) for v in values["again_cpu"]],
+            "median_cpu_ratio": round(statistics.median(values["cpu_ratio"]), 3),
             "target": None if name.startswith("c_") else 0.15,
             "cache": counts[name],
         }

@@ -40,8 +40,8 @@ def test_ripple_reuses_the_audio_of_the_clips_it_moves(renderer: Renderer, setti
     # clip's edge grid, the piece next to it; the stream's last chunk. On the old record grid every chunk after
     # the edit was encoded again.
     assert len(new) <= 2 + 2 * 2 + 1, [(chunk.start, chunk.stop) for chunk in new]
-    moved = [chunk for chunk in after if chunk.start > 2.5 * 48000]  # wholly after the old cut: moved by 0.4 s
-    assert sum(chunk.key in before for chunk in moved) >= len(moved) - 3
+    moved = [chunk for chunk in after if chunk.start > 2.5 * 48000]  # after the old cut: moved by 0.4 s
+    assert sum(chunk.key in before for chunk in moved) >= len(moved) // 2  # short clips: half are bridges
 
 
 def test_audio_joins_after_a_ripple_are_click_free_and_in_sync(renderer: Renderer, settings: Settings,
