@@ -31,7 +31,8 @@ from .codec import AUDIO_BIT_RATE, AUDIO_RATE, ENCODE_THREADS, SKIP_DEBLOCK_AT, 
 from .files import json_digest
 from .plan import Layer, Plan, Source
 
-FORMAT = 3  # bump when the segment/chunk layout or anything keyed implicitly changes
+FORMAT = 2  # bump when the segment/chunk layout or anything keyed implicitly changes
+AUDIO_FORMAT = 2  # the same for audio chunks alone (2: audio placed on the AAC grid, chunks keyed by source)
 AUDIO_CHUNK = 60 * AAC_FRAME  # 1.28 s inside a clip: the granularity of reuse after a slip or trim
 AUDIO_EDGE = 8 * AAC_FRAME  # a clip's inner chunks start and end on this grid from its anchor (see _clean_pieces)
 AUDIO_PREROLL = 2 * AAC_FRAME  # warms the encoder up on the audio before the chunk
@@ -235,7 +236,7 @@ def plan_audio_chunks(plan: Plan, spec: JobSpec, identities: Identities | None =
     identities = identities or Identities()
     total = total_samples(plan)
     shared = {
-        "format": FORMAT, "renderer": __version__, **_library_versions(), "codec": "aac",
+        "format": FORMAT, "audioFormat": AUDIO_FORMAT, "renderer": __version__, **_library_versions(), "codec": "aac",
         "bitRate": AUDIO_BIT_RATE, "rate": AUDIO_RATE, "strict": spec.output.strict, "fps": repr(plan.fps),
     }
     layers = [_AudioLayer.of(layer, plan.fps) for layer in plan.audio if layer.speed > 0]
