@@ -2,6 +2,14 @@
 
 Each layer reads its own file forward; speed changes resample (pitch follows speed, as a preview's varispeed);
 dissolves ramp the gain with the same cross-fade as the picture; gaps and offline media are silent.
+
+Placement: a layer's audio is heard over exactly its record span (cuts stay on frame edges), but its content is
+placed on the AAC frame grid: output sample r plays source position (r − anchor) × speed, where the anchor is
+the layer's exact offset rounded to a multiple of `AAC_FRAME` samples (at most ±512 samples, 10.7 ms, from
+the exact position: a quarter of a 25 fps frame). So the samples under any AAC frame of a clip are the same
+wherever the clip sits on the record timeline, and its encoded packets can be reused after a ripple
+(segments.plan_audio_chunks). Without this, every ripple by a length that is not a multiple of 1024 samples
+changes every AAC frame after the edit.
 """
 
 from __future__ import annotations
@@ -14,6 +22,14 @@ from .codec import AUDIO_RATE, AudioReader, Unreadable
 from .plan import Layer
 
 ProblemFn = Callable[[Layer, str], None]
+AAC_FRAME = 1024  # samples per AAC-LC frame: the grid every layer's audio content is placed on
+
+
+def audio_anchor(layer: Layer, fps: float) -> int:
+    """The output sample where the layer's source position 0 would play, rounded to the AAC frame grid:
+    sample r of the output plays source position (r − anchor) × speed (48 kHz source samples)."""
+    exact = layer.rec_in * AUDIO_RATE / fps - layer.src_in * AUDIO_RATE / layer.speed
+    return AAC_FRAME * round(exact / AAC_FRAME)
 
 
 def _envelope(layer: Layer, frames: np.ndarray) -> np.ndarray:
@@ -34,6 +50,7 @@ class Mixer:
     def __init__(self, layers: list[Layer], fps: float, problem: ProblemFn) -> None:
         self.fps = fps
         self.layers = sorted(layers, key=lambda layer: layer.first)
+        self.anchors = [audio_anchor(layer, fps) if layer.speed else 0 for layer in self.layers]
         self.problem = problem
         self.readers: dict[int, AudioReader] = {}
         self.dead: set[int] = set()
@@ -83,22 +100,23 @@ class Mixer:
             reader = self._reader(key, layer)
             if reader is None:
                 continue
-            samples = self._layer_samples(reader, layer, a, b)
+            samples = self._layer_samples(reader, layer, self.anchors[key], a, b)
             frames = np.arange(a, b, dtype=np.float64) * (self.fps / AUDIO_RATE)
             mix[:, a - start: b - start] += samples * _envelope(layer, frames)
         np.clip(mix, -1.0, 1.0, out=mix)
         return mix
 
-    def _layer_samples(self, reader: AudioReader, layer: Layer, a: int, b: int) -> np.ndarray:
-        src_seconds = layer.src_in + (a / AUDIO_RATE - layer.rec_in / self.fps) * layer.speed
-        position = round(src_seconds * AUDIO_RATE)
-        count = b - a
+    def _layer_samples(self, reader: AudioReader, layer: Layer, anchor: int, a: int, b: int) -> np.ndarray:
+        """Output samples [a, b) of one layer: source positions (r − anchor) × speed, a function of the
+        position relative to the anchor only (so the same clip gives the same samples wherever it sits)."""
         if abs(layer.speed - 1.0) < 1e-6:
-            return self._read(reader, position, count)
-        span = int(np.ceil(count * layer.speed)) + 2
-        raw = self._read(reader, position, span)
-        x = np.arange(count, dtype=np.float64) * layer.speed
+            return self._read(reader, a - anchor, b - a)
+        x = np.arange(a - anchor, b - anchor, dtype=np.float64) * layer.speed
+        base = int(np.floor(x[0]))
+        span = int(np.ceil(x[-1])) - base + 2
+        raw = self._read(reader, base, span)
         xp = np.arange(span, dtype=np.float64)
+        x -= base
         return np.stack([np.interp(x, xp, raw[0]), np.interp(x, xp, raw[1])]).astype(np.float32)
 
     def _read(self, reader: AudioReader, position: int, count: int) -> np.ndarray:

@@ -5,15 +5,20 @@ GOP (2 s) counted from its own record in, so trimming a clip's tail or moving a 
 changes the pieces touched. A segment's key holds everything its pixels depend on — and nothing absolute in
 time unless the record-timecode burn-in is on — so after a ripple edit the untouched segments keep their keys.
 
-Audio: AAC frames are 1024 samples on a grid anchored at the start of the stream, so audio is cut on a fixed grid
-of `AUDIO_CHUNK` samples; a chunk's key holds every mix input that reaches its encode window (the chunk plus
-pre-roll and post-roll, see audio_cache.py). Keys are sha256 hex digests of canonical JSON.
+Audio: AAC frames are 1024 samples on a grid anchored at the start of the stream, and every clip's audio content
+sits on that grid wherever the clip is (audio.audio_anchor). Inside a clip (one layer alone, at full gain) audio
+is cut into chunks on a grid of `AUDIO_CHUNK` samples counted in the clip's *source*, keyed by the source's
+identity and the source position — not by the place on the record timeline — so after a ripple they are reused.
+Around cuts, dissolves, gaps and overlapping tracks short bridge chunks are keyed by everything that reaches their
+encode window, relative to it (the chunk plus pre-roll and post-roll, see audio_cache.py). Keys are sha256 hex
+digests of canonical JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +26,15 @@ from typing import Any
 
 from .. import __version__
 from ..core.spec import JobSpec
+from .audio import AAC_FRAME, audio_anchor
 from .codec import AUDIO_BIT_RATE, AUDIO_RATE, ENCODE_THREADS, SKIP_DEBLOCK_AT, VIDEO_CRF, gop_frames
 from .files import json_digest
 from .plan import Layer, Plan, Source
 
 FORMAT = 2  # bump when the segment/chunk layout or anything keyed implicitly changes
-AAC_FRAME = 1024
-AUDIO_CHUNK = 60 * AAC_FRAME  # 1.28 s: big enough that pre-/post-roll overhead stays ~7 %
+AUDIO_FORMAT = 2  # the same for audio chunks alone (2: audio placed on the AAC grid, chunks keyed by source)
+AUDIO_CHUNK = 60 * AAC_FRAME  # 1.28 s inside a clip: the granularity of reuse after a slip or trim
+AUDIO_EDGE = 8 * AAC_FRAME  # a clip's inner chunks start and end on this grid from its anchor (see _clean_pieces)
 AUDIO_PREROLL = 2 * AAC_FRAME  # warms the encoder up on the audio before the chunk
 AUDIO_POSTROLL = 2 * AAC_FRAME  # lets the chunk's last frames see the audio after it (MDCT overlap)
 
@@ -220,31 +227,101 @@ def total_samples(plan: Plan) -> int:
 
 
 def plan_audio_chunks(plan: Plan, spec: JobSpec, identities: Identities | None = None) -> list[AudioChunk]:
-    """The audio cut on the fixed AAC-aligned grid, each chunk keyed by the mix inputs of its encode window."""
+    """The output audio cut into AAC-aligned chunks that partition [0, total), each keyed by what it encodes.
+
+    Inside each clip's clean run (the layer alone, at full gain, far enough from its ends for the encode
+    window) chunk edges fall every `AUDIO_CHUNK` samples counted from the layer's anchor, i.e. at fixed source
+    positions; everything else (cuts, dissolves, gaps, overlapping tracks, the stream's two ends) is covered by
+    bridge chunks of at most `AUDIO_CHUNK` samples."""
     identities = identities or Identities()
     total = total_samples(plan)
     shared = {
-        "format": FORMAT, "renderer": __version__, **_library_versions(), "codec": "aac",
+        "format": FORMAT, "audioFormat": AUDIO_FORMAT, "renderer": __version__, **_library_versions(), "codec": "aac",
         "bitRate": AUDIO_BIT_RATE, "rate": AUDIO_RATE, "strict": spec.output.strict, "fps": repr(plan.fps),
     }
+    layers = [_AudioLayer.of(layer, plan.fps) for layer in plan.audio if layer.speed > 0]
+    inner = sorted(piece for layer in layers for piece in _clean_pieces(layer, layers, total))
+    edges: list[tuple[int, int]] = []
+    cursor = 0
+    for start, stop in [*inner, (total, total)]:
+        for bridge in range(cursor, start, AUDIO_CHUNK):  # bridges: the stretch before each inner piece
+            edges.append((bridge, min(start, bridge + AUDIO_CHUNK)))
+        if start < stop:
+            edges.append((start, stop))
+        cursor = stop
     chunks = []
-    for start in range(0, total, AUDIO_CHUNK):
-        stop = min(total, start + AUDIO_CHUNK)
+    for start, stop in edges:
         window_start = 0 if start == 0 else start - AUDIO_PREROLL
         window_stop = total if stop + AUDIO_POSTROLL >= total else stop + AUDIO_POSTROLL
-        parts = []
-        for layer in sorted(plan.audio, key=lambda item: item.first):
-            first = round(layer.first * AUDIO_RATE / plan.fps)
-            last = round(layer.last * AUDIO_RATE / plan.fps)
-            if last <= window_start or first >= window_stop:
-                continue
-            parts.append({
-                "source": identities.of(layer.source),
-                "name": layer.name,  # named in the warning when its audio is unreadable
-                "recIn": layer.rec_in, "srcIn": repr(layer.src_in), "speed": repr(layer.speed),
-                "span": [first, last], "fadeIn": layer.fade_in, "fadeOut": layer.fade_out,
-            })
-        data = {**shared, "start": start, "stop": stop, "window": [window_start, window_stop],
-                "last": stop == total, "layers": parts}
+        parts = [layer.key(identities, window_start, window_stop, plan.fps) for layer in layers
+                 if layer.last > window_start and layer.first < window_stop]
+        data = {**shared, "length": stop - start, "window": [window_start - start, window_stop - start],
+                "first": start == 0, "last": stop == total, "layers": parts}
         chunks.append(AudioChunk(start, stop, window_start, window_stop, "a" + json_digest(data)))
     return chunks
+
+
+@dataclass(frozen=True)
+class _AudioLayer:
+    """One layer's audio in output samples: heard over [first, last), at full gain over [full_a, full_b)."""
+
+    layer: Layer
+    first: int
+    last: int
+    full_a: int
+    full_b: int
+    anchor: int
+
+    @classmethod
+    def of(cls, layer: Layer, fps: float) -> _AudioLayer:
+        first, last = round(layer.first * AUDIO_RATE / fps), round(layer.last * AUDIO_RATE / fps)
+        full_a, full_b = first, last
+        if layer.fade_in:  # the gain reaches 1 at the fade's end frame (audio._envelope)
+            full_a = max(full_a, math.ceil(layer.fade_in[1] * AUDIO_RATE / fps))
+        if layer.fade_out:  # and leaves 1 after its start frame
+            full_b = min(full_b, math.floor(layer.fade_out[0] * AUDIO_RATE / fps))
+        return cls(layer, first, last, full_a, full_b, audio_anchor(layer, fps))
+
+    def key(self, identities: Identities, window_start: int, window_stop: int, fps: float) -> dict[str, Any]:
+        """What this layer puts into the window, relative to the window: the same wherever the window is."""
+        layer = self.layer
+        part: dict[str, Any] = {
+            "source": identities.of(layer.source),
+            "name": layer.name,  # named in the warning when its audio is unreadable
+            "speed": repr(layer.speed),
+            "position": window_start - self.anchor,  # × speed = the source position at the window's start
+            "span": [max(self.first, window_start) - window_start, min(self.last, window_stop) - window_start],
+        }
+        for name, fade in (("fadeIn", layer.fade_in), ("fadeOut", layer.fade_out)):
+            if fade and self._reaches(fade, window_start, window_stop, fps):
+                part[name] = [repr(window_start * fps / AUDIO_RATE - fade[0]), fade[1] - fade[0]]
+        return part
+
+    @staticmethod
+    def _reaches(fade: tuple[int, int], window_start: int, window_stop: int, fps: float) -> bool:
+        return fade[0] * AUDIO_RATE / fps < window_stop and fade[1] * AUDIO_RATE / fps > window_start
+
+
+def _clean_pieces(layer: _AudioLayer, layers: list[_AudioLayer], total: int) -> list[tuple[int, int]]:
+    """Chunks [start, stop) inside the stretches where only `layer` sounds, at full gain, whose encode windows
+    stay inside those stretches; edges every `AUDIO_CHUNK` samples from the layer's anchor."""
+    runs = [(layer.full_a, min(layer.full_b, total))]
+    for other in layers:  # overlapping tracks and dissolve handles: not clean
+        if other is layer:
+            continue
+        runs = [piece for a, b in runs for piece in ((a, min(b, other.first)), (max(a, other.last), b))
+                if piece[0] < piece[1]]
+    pieces: list[tuple[int, int]] = []
+    anchor = layer.anchor
+    for a, b in runs:
+        # a coarser grid than the AAC frame for the run's ends: after a ripple by a length that is not a multiple
+        # of 1024 samples, the cut moves against the clip's grid by a fraction of a frame; ending the bridge on
+        # a grid point it rarely crosses keeps the clip's first and last pieces (and their keys) unchanged
+        low = anchor + AUDIO_EDGE * -((anchor - a - AUDIO_PREROLL) // AUDIO_EDGE)  # ceil to the edge grid
+        high = anchor + AUDIO_EDGE * ((b - AUDIO_POSTROLL - anchor) // AUDIO_EDGE)
+        if high - low < AUDIO_EDGE:
+            continue
+        cuts = list(range(anchor + AUDIO_CHUNK * -((anchor - low) // AUDIO_CHUNK), high, AUDIO_CHUNK))
+        edges = [low, *(c for c in cuts if c > low), high]
+        pieces.extend(itertools.pairwise(edges))
+    return pieces

@@ -1,38 +1,46 @@
-"""Incremental-render benchmark: re-rendering after a small edit against the full render of the same timeline.
+"""Incremental-render benchmark: whole `preview-desktop render` commands re-rendering after a small edit, against
+the whole command's full render of the same timeline from a fresh DATA_DIR.
 
 Timeline: 10 clips of 6 s (60 s) cut from a generated 1080p30 H.264 + AAC source (bench_render's), rendered at
-the default preview output (640×360 ultrafast + AAC). Each round starts from an empty cache (a fresh DATA_DIR):
-  (a) full render with the default burn-ins (timecode + DRAFT label), then clip 6 slipped by 0.5 s, re-rendered;
-  (b) full render with the record-timecode burn-in off, then clip 6 shortened by 1 s (a ripple), re-rendered;
-  (c) as (b) with the default burn-ins: the known expensive case, measured for the documentation.
-Reports each ratio re-render / full render (median over rounds; target ≤ 0.15), the single-pass renderer's time
-for the same timeline (the segment path's own overhead on a cold cache), and where a re-render spends its time.
+the default preview output (640×360 ultrafast + AAC). Each round, per case, in a new empty DATA_DIR:
+  full render of the base timeline (cold cache: the denominator), then the edited timeline in the same DATA_DIR
+  (the numerator). Both are whole processes (`python -m preview_desktop render SPEC --out DIR --json`), so start-up
+  and imports count as a user sees them.
+  (a) clip 6 slipped by 0.5 s, default burn-ins (timecode + DRAFT label);
+  (b) clip 6 shortened by 1 s (a ripple: every later clip moves), record-timecode burn-in off;
+  (c) as (b) with the timecode burnt in: the known expensive case (docs/incremental.md), only with BENCH_CASES=abc.
+Reports each ratio re-render / full render per round and their median (target ≤ 0.15 for a and b), in wall time
+and in CPU time (user + sys of the command: much less disturbed by other work on a loaded machine), and the cache
+counts the re-render wrote into preview.json (segments and AAC chunks reused / encoded again).
 
-Run on demand (not part of the test suite):
+Run on demand (not part of the test suite), from the repository root:
     python -m tests.bench.bench_incremental      # or: pytest tests/bench/bench_incremental.py -s
-Environment: BENCH_ROUNDS (default 3).
+Environment: BENCH_ROUNDS (default 3), BENCH_CASES (default "ab"; "abc" adds case c).
 """
 
 from __future__ import annotations
 
 import copy
-import cProfile
-import io
 import json
 import os
-import pstats
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.bench.bench_render import make_source
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CASES = os.environ.get("BENCH_CASES", "ab")
 SOURCE_SECONDS = 20
 CLIPS, CLIP_SECONDS, EDITED = 10, 6.0, 5
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def timeline(source: Path) -> dict[str, Any]:
@@ -57,85 +65,75 @@ def shortened(base: dict[str, Any]) -> dict[str, Any]:
     return edited
 
 
-def render(work: Path, data: Path, tl: dict[str, Any], burn_in: dict[str, Any] | None, tag: str, *,
-           cache: bool = True, profile: cProfile.Profile | None = None) -> tuple[float, dict[str, Any]]:
-    """One render through the public API; returns (wall seconds, preview.json)."""
-    from preview_desktop.core.handler import JobContext
-    from preview_desktop.core.job import Job, new_job_id
-    from preview_desktop.core.spec import parse_spec
-    from preview_desktop.render.renderer import render_to_folder
-    from preview_desktop.settings import Settings
-
-    settings = Settings(data_dir=data, media_roots=(work,), cache_max_bytes=5 * 1024**3 if cache else 0)
+def render(work: Path, data: Path, tl: dict[str, Any], burn_in: dict[str, Any] | None,
+           tag: str) -> tuple[float, float, dict[str, Any]]:
+    """One whole `preview-desktop render` command; returns (wall seconds, CPU seconds, its preview.json)."""
     output: dict[str, Any] = {} if burn_in is None else {"burnIn": burn_in}
-    spec = parse_spec({"projectId": "bench", "timeline": tl, "output": output})
+    spec = work / f"{tag}.json"
+    spec.write_text(json.dumps({"projectId": "bench", "timeline": tl, "output": output}))
     out = work / f"out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
-    ctx = JobContext(job=Job(id="bench", project_id="bench", spec={}))
+    env = {**os.environ, "DATA_DIR": str(data), "PREVIEW_MEDIA_ROOTS": str(work)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    if profile is not None:
-        profile.enable()
-    document = render_to_folder(spec, out, job_id=new_job_id(), settings=settings, ctx=ctx)
-    if profile is not None:
-        profile.disable()
-    return time.perf_counter() - started, document
+    done = subprocess.run([sys.executable, "-m", "preview_desktop", "render", str(spec), "--out", str(out),
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    if done.returncode != 0:
+        raise RuntimeError(f"render {tag} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds, cpu, json.loads((out / "preview.json").read_text())
 
 
-def top_functions(profile: cProfile.Profile, count: int = 14) -> str:
-    text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(count)
-    return text.getvalue()
+Change = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def main() -> dict[str, Any]:
     cache = Path(tempfile.gettempdir()) / "preview-desktop-bench"
     cache.mkdir(exist_ok=True)
     source = make_source(cache / f"src_1080p_{SOURCE_SECONDS}s.mp4")
-    cases = {
+    no_timecode = {"timecode": False, "clipName": False, "label": "DRAFT"}
+    every: dict[str, tuple[Change, dict[str, Any] | None]] = {
         "a_slip_default_burn_ins": (slipped, None),
-        "b_shorten_1s_timecode_off": (shortened, {"timecode": False, "clipName": False, "label": "DRAFT"}),
+        "b_shorten_1s_timecode_off": (shortened, no_timecode),
         # no target: the record timecode moves in every frame after a ripple (docs/incremental.md)
         "c_shorten_1s_timecode_on": (shortened, None),
     }
-    results: dict[str, dict[str, list[float]]] = {name: {"full": [], "again": [], "ratio": []} for name in cases}
+    cases = {name: case for name, case in every.items() if name[0] in CASES}
+    keys = ("full", "again", "ratio", "full_cpu", "again_cpu", "cpu_ratio")
+    results: dict[str, dict[str, list[float]]] = {name: {key: [] for key in keys} for name in cases}
     counts: dict[str, Any] = {}
-    profiles = {name: cProfile.Profile() for name in cases}
-    single_pass: list[float] = []
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
         shutil.copy(source, work / source.name)
         base = timeline(work / source.name)
-        render(work, work / "warm", base, None, "warm", cache=False)  # imports, page cache
+        render(work, work / "warm", base, None, "warm")  # page cache, byte-code cache
         for round_ in range(ROUNDS):
             for name, (change, burn_in) in cases.items():
                 data = work / f"data-{name}-{round_}"  # an empty cache each round
-                full, _ = render(work, data, base, burn_in, f"{name}-{round_}-full")
-                last = round_ == ROUNDS - 1
-                again, document = render(work, data, change(base), burn_in, f"{name}-{round_}-again",
-                                         profile=profiles[name] if last else None)
-                results[name]["full"].append(full)
-                results[name]["again"].append(again)
-                results[name]["ratio"].append(again / full)
+                full, full_cpu, _ = render(work, data, base, burn_in, f"{name}-{round_}-full")
+                again, again_cpu, document = render(work, data, change(base), burn_in, f"{name}-{round_}-again")
+                for key, value in zip(keys, (full, again, again / full, full_cpu, again_cpu, again_cpu / full_cpu),
+                                      strict=True):
+                    results[name][key].append(value)
                 counts[name] = document["cache"]
                 shutil.rmtree(data, ignore_errors=True)
-            if round_ == 0:
-                single_pass.append(render(work, work / "single", base, None, "single", cache=False)[0])
     report: dict[str, Any] = {"rounds": ROUNDS, "cpus": os.cpu_count(), "timeline_seconds": CLIPS * CLIP_SECONDS,
-                              "single_pass_seconds": [round(v, 2) for v in single_pass]}
+                              "load_average": [round(v, 1) for v in os.getloadavg()]}
     for name, values in results.items():
         report[name] = {
             "full_seconds": [round(v, 2) for v in values["full"]],
             "rerender_seconds": [round(v, 2) for v in values["again"]],
             "ratios": [round(v, 3) for v in values["ratio"]],
             "median_ratio": round(statistics.median(values["ratio"]), 3),
+            "full_cpu_seconds": [round(v, 2) for v in values["full_cpu"]],
+            "rerender_cpu_seconds": [round(v, 2) for v in values["again_cpu"]],
+            "median_cpu_ratio": round(statistics.median(values["cpu_ratio"]), 3),
             "target": None if name.startswith("c_") else 0.15,
             "cache": counts[name],
         }
     print(json.dumps(report, indent=2))
-    for name, profile in profiles.items():
-        print(f"\n--- where the last re-render of {name} spent its time (cumulative) ---")
-        print(top_functions(profile))
     return report
 
 
