@@ -82,15 +82,22 @@ def default_retry(job: BullJob, attempts: int, backoff_ms: int) -> None:
         job.opts["backoff"] = {"type": "exponential", "delay": backoff_ms}
 
 
-async def move_back(job: BullJob, token: str) -> None:
-    """Return a job this node holds (locked by `token`) to the queue at once, without using one of its attempts.
+async def move_back(job: BullJob, token: str, delay_s: float = 0.0) -> None:
+    """Return a job this node holds (locked by `token`) to the queue, at once or after `delay_s`, without using
+    one of its attempts.
 
-    `Job.moveToDelayed(now)`: bullmq passes skipAttempt, and a delay of 0 makes the job wait again at once. Called
-    by a processor, it must raise `DelayedError` afterwards (Job.moveToDelayed's contract); for a fetched job that
-    never reached `processJob` nothing else is needed. Checked with bullmq 3.4.4.
+    `Job.moveToDelayed(now + delay)`: bullmq passes skipAttempt, and a delay of 0 makes the job wait again at once.
+    Called by a processor, it must raise `DelayedError` afterwards (Job.moveToDelayed's contract); for a fetched job
+    that never reached `processJob` nothing else is needed. Checked with bullmq 3.4.4.
     """
     bull: Any = job  # moveToDelayed is public, but only valid in the cases above: kept out of BullJob
-    await bull.moveToDelayed(int(time.time() * 1000), token)
+    await bull.moveToDelayed(int((time.time() + max(0.0, delay_s)) * 1000), token)
+
+
+async def add_job_log(job: BullJob, line: str) -> None:
+    """One line in the job's BullMQ log (`Queue.getJobLogs`), where a backend reads why a job waits."""
+    bull: Any = job  # Job.log is public in bullmq 3.4.4; kept out of BullJob, which producers' jobs also satisfy
+    await bull.log(line)
 
 
 class FarmWorker:

@@ -29,7 +29,7 @@ from ..engine.boundary import Outcome
 from ..engine.slots import SlotRun
 from ..errors import MediaNotFound, MissingOnNode, TimelineNotFound
 from ..settings import Settings
-from .bullmq_compat import BullJob, FarmWorker, default_retry, move_back
+from .bullmq_compat import BullJob, FarmWorker, add_job_log, default_retry, move_back
 from .client import FarmClient
 from .connection import FarmConfig, Link, describe_error, is_connection_error
 from .supersede import supersede, supersede_group_of
@@ -243,6 +243,8 @@ class FarmRunner:
             outcome = await self.flows.settle(job, token, run, outcome)
         if outcome.kind == "failure" and outcome.code == MediaNotFound.code:  # this node lacks the media: not
             outcome = replace(outcome, retryable=True)                        # the job's fault, retried elsewhere
+        if outcome.kind == "failure" and outcome.disk_full:
+            await self._wait_for_space(job, token, run, outcome)  # raises DelayedError: no attempt used
         if outcome.kind == "failure" and outcome.retryable:
             self._apply_spec_attempts(job)
         await self._report(str(job.id), outcome)
@@ -259,6 +261,22 @@ class FarmRunner:
         if not outcome.retryable:
             raise UnrecoverableError(outcome.error or "failed")
         raise FarmJobFailed(outcome.error or "failed")
+
+    async def _wait_for_space(self, job: BullJob, token: str, run: FarmRun, outcome: Outcome) -> None:
+        """A full disk here (DATA_DIR, the farm storage) is not the job's fault and not lasting: the job goes back
+        to the farm queue after PREVIEW_DISK_FULL_RETRY_SECONDS with no attempt used, as a local job waits (the
+        reason lands in the job's BullMQ log). It does not count against this node's standing: a full farm storage
+        would otherwise rest every node."""
+        from bullmq.custom_errors import DelayedError
+
+        delay = self._settings.disk_full_retry_seconds
+        reason = f"{outcome.error}; back to the farm queue in {delay:.0f} s, no attempt used"
+        log.warning("farm: job %s: %s", job.id, reason, extra={"job_id": run.local_id})
+        with contextlib.suppress(Exception):
+            await add_job_log(job, reason)
+        self._engine.record_outcome(JobOutcome(run.local_id, "retry", outcome.seconds, run.frames, origin="farm"))
+        await move_back(job, token, delay)
+        raise DelayedError()
 
     async def _report(self, job_id: str, outcome: Outcome) -> None:
         """Successes and failures that are not the input's fault (retryable ones) count for the node's standing."""
