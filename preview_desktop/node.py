@@ -70,12 +70,16 @@ class Node:
         with_api: bool = True,
         with_farm: bool = True,
         with_watch: bool = True,
+        mirror_finished: bool = True,
     ) -> None:
+        """mirror_finished: keep finished jobs in the engine's in-memory mirror (the window's job table needs
+        them; a headless worker does not: without them its memory stays flat however many jobs it runs)."""
         self.settings = settings
         self.loop = loop
         self.layout = Layout(settings.data_dir)
         self.store: JobStore = LocalStore(settings.queue_dir, queue_max=settings.queue_max)
-        self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop)
+        self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop,
+                             mirror_finished=mirror_finished)
         self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
         self.farm: FarmMember | None = None

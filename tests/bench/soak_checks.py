@@ -27,6 +27,7 @@ class Verdict:
     half: list[str] = field(default_factory=list)  # "path: what is wrong"
     stray: list[str] = field(default_factory=list)
     tmp: list[str] = field(default_factory=list)
+    cache_tmp: list[str] = field(default_factory=list)  # writers' temporary files in segment caches
 
 
 def check_preview(folder: Path, frames: int) -> str | None:
@@ -69,8 +70,9 @@ def published_folders(roots: Iterable[Path]) -> tuple[set[Path], list[Path]]:
     return published, staging
 
 
-def verdict(expected: dict[Path, int], roots: Iterable[Path]) -> Verdict:
-    """expected: the folder each finished job's result names → its frame count."""
+def verdict(expected: dict[Path, int], roots: Iterable[Path], caches: Iterable[Path] = ()) -> Verdict:
+    """expected: the folder each finished job's result names → its frame count. caches: segment cache folders,
+    where a killed writer's temporary file (`.name.xxxx.tmp`) stays until a sweep finds it an hour old."""
     result = Verdict()
     for folder, frames in sorted(expected.items()):
         result.checked += 1
@@ -83,4 +85,5 @@ def verdict(expected: dict[Path, int], roots: Iterable[Path]) -> Verdict:
     wanted = {folder.resolve() for folder in expected}
     result.stray = sorted(str(p) for p in published if p.resolve() not in wanted)
     result.tmp = sorted(str(p) for p in staging)
+    result.cache_tmp = sorted(str(p) for cache in caches if cache.is_dir() for p in cache.rglob(".*.tmp"))
     return result

@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--farm-share", type=float, default=0.5, help="share of the jobs sent to the farm")
     parser.add_argument("--chunked", type=float, default=0.05, help="share of farm jobs long enough to split")
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills (±40%%)")
+    parser.add_argument("--max-down", type=int, default=1,
+                        help="processes down or starting at once (a kill waits while this many are)")
     parser.add_argument("--redis-down", type=float, default=3.0, help="seconds Redis stays down")
     parser.add_argument("--backlog", type=int, default=30, help="waiting jobs kept per side while feeding")
     parser.add_argument("--rss-jobs", type=int, default=2000, help="jobs through the measured worker")
@@ -81,6 +83,7 @@ def chaos_rows(out: ChaosOutcome) -> list[tuple[str, str, str, bool]]:
         row("previews half (missing/broken files)", str(len(check.half)), "0", not check.half),
         row("previews published twice (stray folders)", str(len(check.stray)), "0", not check.stray),
         row("staging leftovers (.staging-*)", str(len(check.tmp)), "0", not check.tmp),
+        row("cache temp files of killed writers", f"{len(check.cache_tmp)} (swept after 1 h)", "", True),
         row("kill -9 (workers / nodes)", f"{out.kills_local} / {out.kills_farm}", "", True),
         row("redis-server restarts", f"{out.redis_restarts} (down {out.redis_down:.1f} s)", "1",
             out.redis_restarts == 1),
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if "chaos" in phases:
             timeout = args.timeout or 3.0 * args.jobs + 120
             chaos = asyncio.run(chaos_phase(args, media, work / "chaos", rng, timeout))
-            chaos.verdict = verdict(chaos.expected, chaos.roots)
+            chaos.verdict = verdict(chaos.expected, chaos.roots, chaos.caches)
             report_chaos(chaos)
             rows += chaos_rows(chaos)
         if "rss" in phases:

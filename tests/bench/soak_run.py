@@ -56,6 +56,7 @@ class ChaosOutcome:
     finished: dict[str, Finished] = field(default_factory=dict)
     expected: dict[Path, int] = field(default_factory=dict)
     roots: list[Path] = field(default_factory=list)
+    caches: list[Path] = field(default_factory=list)
     kills_local: int = 0
     kills_farm: int = 0
     redis_restarts: int = 0
@@ -169,6 +170,7 @@ class Chaos:
         self.farm_pending: list[str] = []
         self.outstanding = {"local": 0, "farm": 0}
         self.restarting: set[str] = set()
+        self.restarts: list[asyncio.Task[None]] = []
         self.done = asyncio.Event()
         self.errors: dict[str, int] = {}
 
@@ -266,15 +268,22 @@ class Chaos:
                 self.out.redis_down = time.monotonic() - started
                 self.out.redis_restarts += 1
                 continue
-            victim = self.rng.choice([p for p in self.procs if p.name not in self.restarting])
+            up = [p for p in self.procs if p.name not in self.restarting]
+            if not up or len(self.restarting) >= self.args.max_down:
+                continue  # kills faster than start-ups would leave nobody working
+            victim = self.rng.choice(up)
             self.restarting.add(victim.name)
             await asyncio.to_thread(victim.kill9)
             if victim.kind == "local":
                 self.out.kills_local += 1
             else:
                 self.out.kills_farm += 1
-            await asyncio.sleep(self.rng.uniform(0.3, 1.5))  # a supervisor's restart delay
-            await self.restart(victim)
+            self.restarts.append(asyncio.create_task(self.delayed_restart(victim)))
+        await asyncio.gather(*self.restarts)
+
+    async def delayed_restart(self, proc: Proc) -> None:
+        await asyncio.sleep(self.rng.uniform(0.3, 1.5))  # a supervisor's restart delay
+        await self.restart(proc)
 
 
 async def chaos_phase(args: argparse.Namespace, media: Media, work: Path, rng: random.Random,
@@ -295,6 +304,7 @@ async def chaos_phase(args: argparse.Namespace, media: Media, work: Path, rng: r
              farm_node(work, "farm2", redis.url, storage, media.folder, 1, 2.0)]
     out.roots = [local_dir / "previews", work / "farm1" / "previews", work / "farm2" / "previews",
                  storage / "previews"]
+    out.caches = [storage / "cache", local_dir / "cache", work / "farm1" / "cache", work / "farm2" / "cache"]
     local = Local(local_dir, media.folder, work, args.jobs + 100)
     client = FarmClient(redis.url, QUEUE)
     try:
