@@ -12,8 +12,9 @@ through the job service (as the CLI and the window do), half are added to the Bu
 does (job name `render`, data = the spec, the producer's own job id so a retried add is idempotent); a few farm
 jobs are 4 s long and split into chunk jobs. Every job renders a 1–2 s 320×180 clip to a 160×90 preview with
 its own burn-in label (so no job is an output-cache hit). Jobs are fed to keep a backlog, not all at once.
-A chaos loop SIGKILLs a random process every --kill-every seconds (±40 %) and starts it again; when half the jobs
-have finished it SIGKILLs redis-server and starts it again on the same port after --redis-down seconds.
+A chaos loop SIGKILLs a random process every --kill-every seconds (±40 %) and starts it again 0.3-1.5 s later
+(at most --max-down processes down or starting at once); when half the jobs have finished it SIGKILLs
+redis-server and starts it again on the same port after --redis-down seconds.
 
 Verdict: every job reached done (a failed job counts as lost and is printed with its reason); every finished
 job's folder holds a whole preview (preview.json parses, preview.mp4 decodes to the expected frame count, poster
