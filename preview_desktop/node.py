@@ -57,15 +57,19 @@ class Node:
         with_farm: bool = True,
         with_watch: bool = True,
         window: bool = False,
+        mirror_finished: bool = True,
     ) -> None:
-        """`window`: the node of the window, an editor's workstation (farm lending defaults to `idle` there)."""
+        """`window`: the node of the window, an editor's workstation (farm lending defaults to `idle` there).
+        `mirror_finished`: keep finished jobs in the engine's in-memory mirror (the window's job table needs them;
+        a headless worker does not: without them its memory stays flat however many jobs it runs)."""
         self.settings = settings
         self.loop = loop
         self.layout = Layout(settings.data_dir)
         # checked at opening: a damaged store is set aside and its finished jobs come back (queue/recovery.py)
         store, self.recovery = open_checked(settings.queue_dir, self.layout.previews, settings.queue_max)
         self.store: JobStore = store
-        self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop)
+        self.engine = Engine(settings, self.store, registry or default_registry(settings, self.layout), loop,
+                             mirror_finished=mirror_finished)
         self.gc = MainThreadGC()  # Qt objects must never be collected on a render thread
         self.components: list[Component] = []
         self.farm: FarmMember | None = None

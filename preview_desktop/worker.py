@@ -26,7 +26,7 @@ def run_worker(settings: Settings) -> int:
 
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     loop = make_event_loop(app)
-    node = Node(settings, loop)
+    node = Node(settings, loop, mirror_finished=False)  # no job table to feed: memory flat over any number of jobs
     done = asyncio.Event()
     exit_code = 0
 

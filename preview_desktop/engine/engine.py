@@ -62,7 +62,11 @@ class Engine:
         store: JobStore,
         registry: HandlerRegistry,
         loop: asyncio.AbstractEventLoop | None = None,
+        mirror_finished: bool = True,
     ) -> None:
+        """mirror_finished=False (a headless worker): finished jobs leave the mirror, so its memory follows the
+        running and waiting jobs, not every job the store holds (which retention bounds only after days). Their
+        JobUpdated events are still emitted; readers of finished jobs ask the store (the job service does)."""
         self.settings = settings
         self.store = store
         self.registry = registry
@@ -75,6 +79,7 @@ class Engine:
         self.pool.on_free(self._wake_dispatcher)
         self.running: dict[str, RunningJob] = {}
         self.jobs: dict[str, Job] = {}  # mirror of the store, kept by the change log
+        self._mirror_finished = mirror_finished
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._watch: StoreWatch | None = None  # started by start(): store commits by anyone wake the sync
         self._wake = asyncio.Event()
@@ -217,7 +222,7 @@ class Engine:
             jobs = await self.loop.run_in_executor(self._store_thread, self.store.list_jobs)
             paused = await self.loop.run_in_executor(self._store_thread, self.store.is_paused)
             self._rev = rev
-            self.jobs = {j.id: j for j in jobs}
+            self.jobs = {j.id: j for j in jobs if self._mirrored(j)}
             self._set_paused(paused)
             for job in jobs:
                 self.events.emit(JobUpdated(job))
@@ -236,16 +241,23 @@ class Engine:
         self._set_paused(paused)
         for job_id, fresh in fetched:
             if fresh is None:
-                if self.jobs.pop(job_id, None) is not None:
+                if self.jobs.pop(job_id, None) is not None or not self._mirror_finished:
                     self.events.emit(JobRemoved(job_id))
                 continue
-            job = self.jobs[job_id] = fresh
+            job = fresh
+            if self._mirrored(job):
+                self.jobs[job_id] = job
+            else:
+                self.jobs.pop(job_id, None)
             run = self.running.get(job_id)
             if run is not None and job.cancel_requested:
                 run.ctx.cancel_event.set()
             self.events.emit(JobUpdated(job))
             if job.state is JobState.QUEUED:
                 self._wake.set()
+
+    def _mirrored(self, job: Job) -> bool:
+        return self._mirror_finished or not job.state.finished
 
     def _fetch(self, job_ids: tuple[str, ...]) -> list[tuple[str, Job | None]]:
         out: list[tuple[str, Job | None]] = []

@@ -37,7 +37,10 @@ class FarmConfig:
     lock_duration_ms: int = 8000
     lock_renew_ms: int = 2000  # bullmq wakes every renew/2 and renews locks older than renew/2
     stalled_interval_ms: int = 3000
-    max_stalled_count: int = 1  # a job that stalls twice fails ("job stalled more than allowable limit")
+    # A job whose node died more than 5 times fails ("job stalled more than allowable limit"), as the local queue
+    # does (queue/rules.py MAX_STALLS). It was 1: the soak (tests/bench/soak_day.py) lost jobs whose nodes were
+    # killed twice during their few seconds of render, which a studio's flaky node can do to any job.
+    max_stalled_count: int = 5
     drain_delay_s: float = 5.0  # BZPOPMIN block time of an idle worker (a new job wakes it at once)
     socket_timeout_s: float = 15.0  # > drain_delay_s, see the module docstring
     connect_timeout_s: float = 3.0
