@@ -12,7 +12,8 @@ Ratios are ffmpeg / ours, measured in the same run: >= 1.0 means we are at least
 Run on demand (not part of the test suite):
     python -m tests.bench.bench_render            # or: pytest tests/bench/bench_render.py -s
 Environment: BENCH_ROUNDS (default 3), BENCH_SECONDS (hard source length, default 20), BENCH_SOURCES
-(default "easy,hard"), PREVIEW_RENDER_THREADS (passed through to our renders).
+(default "easy,hard"), PREVIEW_RENDER_THREADS (passed through to our renders), BENCH_BASELINE (a folder holding
+another `preview_desktop` package, e.g. `git archive` of an older commit: measured too, in the same rounds).
 This process imports nothing heavy (sources are made in a child), so a child's ru_maxrss is its own.
 """
 
@@ -35,15 +36,17 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SOURCES = [s.strip() for s in os.environ.get("BENCH_SOURCES", "easy,hard").split(",") if s.strip()]
 FPS = 30
+BASELINE = Path(os.environ["BENCH_BASELINE"]).resolve() if os.environ.get("BENCH_BASELINE") else None
 EASY_SECONDS, EASY_FPS = 12, 25
 
 
 def make_source(path: Path) -> Path:
     """1080p30 H.264 (a moving gradient, so the decoder has real work) with a stereo AAC tone."""
+    from fractions import Fraction
+
     import av
     import cv2
     import numpy as np
-    from fractions import Fraction
 
     if path.exists():
         return path
@@ -113,7 +116,9 @@ class Run:
 
 
 def _spawn(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    # `python -m` looks in the current folder first: run ours where its package is (PYTHONPATH)
+    cwd = env.get("PYTHONPATH") if env else None
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
 
 
@@ -150,13 +155,17 @@ class Job:
         }))
         self.count = 0
 
-    def ours(self) -> tuple[list[str], dict[str, str]]:
+    def ours(self, package_root: Path = ROOT) -> tuple[list[str], dict[str, str]]:
         self.count += 1
         tag = f"{self.source.stem}-{self.count}"
         data_dir = self.work / f"data-{tag}"  # fresh: a cold segment cache and output cache
         out = self.work / f"ours-{tag}"
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PREVIEW_MEDIA_ROOTS": str(self.work)}
-        return [*preview_command(), "render", str(self.spec), "--out", str(out)], env
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PREVIEW_MEDIA_ROOTS": str(self.work),
+               "PYTHONPATH": str(package_root)}
+        return [sys.executable, "-m", "preview_desktop", "render", str(self.spec), "--out", str(out)], env
+
+    def baseline(self) -> tuple[list[str], dict[str, str]]:
+        return self.ours(BASELINE) if BASELINE else self.ours()
 
     def ffmpeg(self) -> tuple[list[str], None]:
         self.count += 1
@@ -173,57 +182,45 @@ class Job:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def preview_command() -> list[str]:
-    """The installed console script next to this interpreter, else `python -m preview_desktop`."""
-    script = Path(sys.executable).with_name("preview-desktop")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "preview_desktop"]
-
-
 def _median(runs: list[Run], field: str) -> float:
     return statistics.median(getattr(run, field) for run in runs)
 
 
+def _pick(runs: list[Run]) -> dict[str, Any]:
+    return {"wall_s": [round(r.wall, 3) for r in runs], "cpu_s": [round(r.cpu, 3) for r in runs],
+            "rss_mb": [round(r.rss_mb, 1) for r in runs]}
+
+
 def measure(job: Job) -> dict[str, Any]:
-    """Alternating rounds: one at a time, then two at once (ours pair vs ffmpeg pair)."""
+    """Alternating rounds (the order turns each round): one at a time, then two of a kind at once."""
+    contestants: dict[str, Any] = {"ours": job.ours, "ffmpeg": job.ffmpeg}
+    if BASELINE:
+        contestants["baseline"] = job.baseline
     run_together([job.ours()])  # warm the file cache and the interpreter's bytecode
-    ours: list[Run] = []
-    theirs: list[Run] = []
-    pair_ours: list[Run] = []
-    pair_theirs: list[Run] = []
-    for round_ in range(ROUNDS):
-        order = [("ours", job.ours), ("ffmpeg", job.ffmpeg)]
-        if round_ % 2:
-            order.reverse()
-        for name, make in order:
-            (run,) = run_together([make()])
-            (ours if name == "ours" else theirs).append(run)
-        job.clean()
-    for round_ in range(ROUNDS):
-        order = [("ours", job.ours), ("ffmpeg", job.ffmpeg)]
-        if round_ % 2:
-            order.reverse()
-        for name, make in order:
-            runs = run_together([make(), make()])
-            batch = Run(runs[0].wall, sum(r.cpu for r in runs), max(r.rss_mb for r in runs))
-            (pair_ours if name == "ours" else pair_theirs).append(batch)
-        job.clean()
-    return {
-        "ours_wall_s": [round(r.wall, 3) for r in ours],
-        "ffmpeg_wall_s": [round(r.wall, 3) for r in theirs],
-        "ours_cpu_s": [round(r.cpu, 3) for r in ours],
-        "ffmpeg_cpu_s": [round(r.cpu, 3) for r in theirs],
-        "ours_rss_mb": [round(r.rss_mb, 1) for r in ours],
-        "ffmpeg_rss_mb": [round(r.rss_mb, 1) for r in theirs],
-        "speed_ratio": round(_median(theirs, "wall") / _median(ours, "wall"), 3),
-        "cpu_ratio": round(_median(theirs, "cpu") / _median(ours, "cpu"), 3),
-        "peak_rss_mb": round(max(r.rss_mb for r in ours), 1),
-        "two_ours_wall_s": [round(r.wall, 3) for r in pair_ours],
-        "two_ffmpeg_wall_s": [round(r.wall, 3) for r in pair_theirs],
-        "two_ours_cpu_s": [round(r.cpu, 3) for r in pair_ours],
-        "two_ffmpeg_cpu_s": [round(r.cpu, 3) for r in pair_theirs],
-        "two_speed_ratio": round(_median(pair_theirs, "wall") / _median(pair_ours, "wall"), 3),
-        "two_cpu_ratio": round(_median(pair_theirs, "cpu") / _median(pair_ours, "cpu"), 3),
-    }
+    one: dict[str, list[Run]] = {name: [] for name in contestants}
+    two: dict[str, list[Run]] = {name: [] for name in contestants}
+    names = list(contestants)
+    for together, results in ((1, one), (2, two)):
+        for round_ in range(ROUNDS):
+            turn = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name in turn:
+                runs = run_together([contestants[name]() for _ in range(together)])
+                results[name].append(Run(runs[0].wall, sum(r.cpu for r in runs), max(r.rss_mb for r in runs)))
+            job.clean()
+    report: dict[str, Any] = {}
+    ff1, ff2 = one["ffmpeg"], two["ffmpeg"]
+    for name in names:
+        report[name] = {"one": _pick(one[name]), "two": _pick(two[name])}
+        if name == "ffmpeg":
+            continue
+        report[name]["ratios_vs_ffmpeg"] = {  # >= 1.0: at least as fast / no more CPU
+            "speed": round(_median(ff1, "wall") / _median(one[name], "wall"), 3),
+            "cpu": round(_median(ff1, "cpu") / _median(one[name], "cpu"), 3),
+            "two_at_once_speed": round(_median(ff2, "wall") / _median(two[name], "wall"), 3),
+            "two_at_once_cpu": round(_median(ff2, "cpu") / _median(two[name], "cpu"), 3),
+        }
+        report[name]["peak_rss_mb"] = round(max(r.rss_mb for r in one[name]), 1)
+    return report
 
 
 def main() -> dict[str, Any]:
@@ -248,10 +245,9 @@ def main() -> dict[str, Any]:
             job = Job(local, fps, work)
             report[name] = measure(job)
             job.clean()
-            summary = report[name]
-            print(f"{name}: speed {summary['speed_ratio']}x, cpu {summary['cpu_ratio']}x, "
-                  f"rss {summary['peak_rss_mb']} MB, two at once {summary['two_speed_ratio']}x "
-                  f"(cpu {summary['two_cpu_ratio']}x)", file=sys.stderr)
+            for who in [w for w in report[name] if w != "ffmpeg"]:
+                print(f"{name} {who}: {report[name][who]['ratios_vs_ffmpeg']}, "
+                      f"rss {report[name][who]['peak_rss_mb']} MB", file=sys.stderr)
     report["load_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     return report
