@@ -77,6 +77,8 @@ class IncrementalRender:
                 if sound is not None:
                     sound.cancel()
                 raise
+            finally:
+                self._close_composer()  # the decoders' frame pools go before the join (peak memory)
             audio = None
             if sound is not None:
                 audio, counts = sound.result()
@@ -88,11 +90,15 @@ class IncrementalRender:
                 raise RenderError(f"joined video has {frames} frames, the plan {self.plan.frames}")
             thumbnails = self._artifacts(segments, metas)
         finally:
-            if self.composer is not None:
-                self.composer.close()
+            self._close_composer()
             shutil.rmtree(work, ignore_errors=True)
             self.store.cull()
         return thumbnails, {"frames": frames, "cache": dict(self.counts)}
+
+    def _close_composer(self) -> None:
+        if self.composer is not None:
+            self.composer.close()
+            self.composer = None
 
     def _start_audio(self) -> Background[tuple[list[AudioPacket], dict[str, int]]] | None:
         """The audio (mix, AAC encode, chunk cache) on a thread of its own, beside the video (or in line when

@@ -38,7 +38,7 @@ class Prefetch(Generic[T]):
     """
 
     def __init__(self, produce: Callable[[Callable[[T], None]], None], *, maxsize: int, name: str) -> None:
-        self._produce = produce
+        self._produce: Callable[[Callable[[T], None]], None] | None = produce
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -55,6 +55,7 @@ class Prefetch(Generic[T]):
                 continue
 
     def _run(self) -> None:
+        assert self._produce is not None
         try:
             self._produce(self._emit)
             self._emit(END)
@@ -65,6 +66,10 @@ class Prefetch(Generic[T]):
                 self._emit(_Failed(exc))
             except Stopped:
                 return
+        finally:
+            # `produce` is usually a bound method of the stage's owner, which holds the stage: without this
+            # cycle-break a finished reader (its demuxer and decoder) would wait for the garbage collector
+            self._produce = None
 
     def get(self) -> T:
         item = self._queue.get()
@@ -95,7 +100,7 @@ class Offload(Generic[T]):
     for the queued items; `abort()` drops them and stops."""
 
     def __init__(self, handle: Callable[[T], None], *, maxsize: int, name: str) -> None:
-        self._handle = handle
+        self._handle: Callable[[T], None] | None = handle
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -103,6 +108,13 @@ class Offload(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._handle = None  # break the owner → stage → bound method → owner cycle (see Prefetch._run)
+
+    def _loop(self) -> None:
+        assert self._handle is not None
         while True:
             try:
                 item = self._queue.get(timeout=POLL)
@@ -166,7 +178,7 @@ class Background(Generic[T]):
     PREVIEW_RENDER_THREADS=1: the work then follows the caller's, as before stages existed)."""
 
     def __init__(self, work: Callable[[Callable[[], None]], T], *, name: str, inline: bool = False) -> None:
-        self._work = work
+        self._work: Callable[[Callable[[], None]], T] | None = work
         self._stop = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
@@ -180,10 +192,13 @@ class Background(Generic[T]):
             raise Stopped
 
     def _run(self) -> None:
+        assert self._work is not None
         try:
             self._value = self._work(self._stopped)
         except BaseException as exc:
             self._error = exc
+        finally:
+            self._work = None
 
     def result(self) -> T:
         if self._inline:
