@@ -52,7 +52,8 @@ def test_cancel_stops_every_stage(tmp_path: Path, settings: Any, cache: bool) ->
     ctx.progress_fn = progress
     with pytest.raises(JobCancelled):
         _render(spec, tmp_path / "out", settings, ctx)
-    assert time.monotonic() - cancelled_at[0] < 0.5
+    # every stage joined: generous, as the machine may be loaded (typically well under 0.5 s)
+    assert time.monotonic() - cancelled_at[0] < 2.0
     assert stage_threads() == []
 
 
