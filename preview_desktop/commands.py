@@ -7,7 +7,6 @@ no event loop of its own to keep free, so store calls simply block.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import signal
 import sys
@@ -75,6 +74,8 @@ def _progress_text(job: Job) -> str:
 
 # ---------------------------------------------------------------------------------------------- submit
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # lazily: `render` never needs it (start-up time)
+
     return asyncio.run(_submit(args, settings))
 
 
@@ -138,6 +139,8 @@ async def _submit_to_farm(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _follow(jobs: JobService, job_id: str, bar: TerminalBar) -> Job:
     """Poll the store until the job finishes; draw a progress bar on a terminal."""
+    import asyncio  # lazily: `render` never needs it (start-up time)
+
     waiting_since = time.monotonic()
     hinted = False
     try:
@@ -178,6 +181,8 @@ def _print_outcome(job: Job, settings: Settings) -> None:
 
 # ---------------------------------------------------------------------------------------------- reading
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # lazily: `render` never needs it (start-up time)
+
     states = [JobState(args.state)] if args.state else None
     jobs = asyncio.run(_service(settings).list_jobs(states=states, project_id=args.project))
     if args.json:
@@ -194,6 +199,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # lazily: `render` never needs it (start-up time)
+
     job = asyncio.run(_service(settings).get(args.job_id))
     if args.json:
         _print_json(job.to_wire())
@@ -226,6 +233,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------------------------- actions
 def _each(args: argparse.Namespace, settings: Settings, action: str) -> int:
+    import asyncio  # lazily: `render` never needs it (start-up time)
+
     jobs = _service(settings)
     act = jobs.cancel if action == "cancel" else jobs.retry
     worst = EXIT_OK

@@ -21,6 +21,7 @@ from .plan import Plan
 THUMB_WIDTH = 160
 MAX_THUMBS = 100
 SPRITE_COLUMNS = 10
+THUMB_STEP = 2  # a 160 px thumbnail sampled every 2nd pixel: as many samples as a 640 px frame every 8th
 
 
 class Collector:
@@ -29,6 +30,7 @@ class Collector:
     def __init__(self, frames: int, fps: float, width: int, height: int) -> None:
         self.frames = frames
         self.fps = fps
+        self.width, self.height = width, height
         seconds = frames / fps
         self.interval = max(1, round(fps * max(1.0, seconds / MAX_THUMBS)))
         self.count = max(1, math.ceil(frames / self.interval))
@@ -41,28 +43,47 @@ class Collector:
         self._poster_good = False
         self.fallback: np.ndarray | None = None  # first frame, when the timeline has no picture at all
 
-    def offer(self, index: int, image: np.ndarray, has_picture: bool) -> None:
-        import cv2
-
+    def offer(self, index: int, image: np.ndarray, has_picture: bool, *, i420: bool = False) -> None:
+        """Look at a clean output frame: BGR, or I420 (height * 3/2, width) with `i420`."""
         if index % self.interval == 0:
-            self.thumbs[index // self.interval] = cv2.resize(
-                image, (self.thumb_w, self.thumb_h), interpolation=cv2.INTER_AREA
-            )
+            self.thumbs[index // self.interval] = self.thumbnail(image, i420)
         if self.fallback is None:
-            self.fallback = image.copy()
+            self.fallback = self._bgr(image, i420)
         if not has_picture:
             return
         sampled = index % self.interval == 0 or index == self.target
         if not sampled and self._poster_good:
             return
         distance = abs(index - self.target)
-        good = looks_like_picture(image)
+        good = self.good(image, i420)
         if (good and (not self._poster_good or distance < self._poster_distance)) or (
             not self._poster_good and self.poster is None
         ):
-            self.poster = image.copy()
+            self.poster = self._bgr(image, i420)
             self._poster_distance = distance
             self._poster_good = good
+
+    def _bgr(self, image: np.ndarray, i420: bool) -> np.ndarray:
+        from . import compose
+
+        return compose.i420_to_bgr(image) if i420 else image.copy()
+
+    def thumbnail(self, image: np.ndarray, i420: bool) -> np.ndarray:
+        import cv2
+
+        from . import compose
+
+        size = (self.thumb_w, self.thumb_h)
+        if i420:
+            return compose.i420_thumbnail(image, self.width, self.height, size)
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    def good(self, image: np.ndarray, i420: bool, thumbnail: np.ndarray | None = None) -> bool:
+        """A frame worth a poster (see looks_like_picture); an I420 frame is judged on its thumbnail."""
+        if not i420:
+            return looks_like_picture(image)
+        small = thumbnail if thumbnail is not None else self.thumbnail(image, True)
+        return looks_like_picture(small, step=THUMB_STEP)
 
     def write(self, folder: Path) -> dict[str, Any]:
         poster = self.poster if self.poster is not None else self.fallback
@@ -95,9 +116,9 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
     path.write_bytes(data.tobytes())
 
 
-def looks_like_picture(image: np.ndarray) -> bool:
-    """Not (near) black and not flat: a poster worth showing."""
-    small = image[::8, ::8]
+def looks_like_picture(image: np.ndarray, step: int = 8) -> bool:
+    """Not (near) black and not flat: a poster worth showing (judged on every `step`-th pixel each way)."""
+    small = image[::step, ::step]
     return float(small.mean()) > 12.0 and float(small.std()) > 4.0
 
 

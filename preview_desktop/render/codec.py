@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
+
+from .stages import END, Offload, Prefetch
 
 AUDIO_RATE = 48000
 DECODE_THREADS = 3  # frame threads: 3 beat 2 by ~13 % on 2 cores (decoding overlaps our scaling and encoding)
@@ -48,10 +51,31 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-class VideoReader:
-    """Frames of one file at requested source times, scaled to `size`, read forward (seeking when needed)."""
+ENCODE_QUEUE = 4  # pictures waiting for the encoder thread
+AHEAD = 3  # decoded frames queued ahead of the composer per open video (each holds a decoder frame)
 
-    def __init__(self, path: Path, start_time: float, size: tuple[int, int], threads: int | None = None):
+
+class _Decoded:
+    """One decoded frame, with the pictures converted from it so far (on the decode-ahead thread, or later)."""
+
+    __slots__ = ("bgr", "frame", "i420", "t")
+
+    def __init__(self, frame: Any, t: float) -> None:
+        self.frame = frame
+        self.t = t
+        self.bgr: np.ndarray | None = None
+        self.i420: np.ndarray | None = None
+
+
+class VideoReader:
+    """Frames of one file at requested source times, scaled to `size`, read forward (seeking when needed).
+
+    With `ahead`, demuxing, decoding and the swscale conversion to `convert` ("i420" or "bgr") run on a thread of
+    their own (stages.Prefetch), up to AHEAD frames ahead of the caller; `convert=None` converts only the frames
+    asked for (a speed-up or a higher source rate skips frames)."""
+
+    def __init__(self, path: Path, start_time: float, size: tuple[int, int], threads: int | None = None, *,
+                 ahead: bool = False, convert: str | None = None):
         self.path = path
         self.start_time = start_time
         self.size = size
@@ -68,17 +92,24 @@ class VideoReader:
             # Deblocking smooths 4-16 px block edges that area-averaging down to a preview removes anyway;
             # skipping it saves ~10 % of decoding. Small shrinks keep it: the blocks would show.
             codec.options = {"skip_loop_filter": "all"}
-        self._frames: Iterator[Any] | None = None
-        self._cur: Any = None
+        self.ahead = ahead
+        self.convert = convert
+        self._prefetch: Prefetch[_Decoded] | None = None
+        self._frames: Iterator[_Decoded] | None = None
+        self._cur: _Decoded | None = None
         self._cur_t = 0.0
-        self._next: Any = None
-        self._next_t = 0.0
-        self._array: np.ndarray | None = None
+        self._next: _Decoded | None = None
         self._eof = False
         self.decoded = 0
 
     def close(self) -> None:
+        self._stop_ahead()
         self.container.close()
+
+    def _stop_ahead(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.stop()
+            self._prefetch = None
 
     def _decode(self) -> Iterator[Any]:
         bad = 0
@@ -98,23 +129,46 @@ class VideoReader:
         except av.FFmpegError as exc:  # demuxer: truncated or damaged container
             self.problem = f"damaged or truncated file ({_reason(exc)})"
 
-    def _pull(self) -> Any:
-        if self._frames is None:
-            self._frames = self._decode()
-        frame = next(self._frames, None)
-        if frame is None:
+    def _items(self) -> Iterator[_Decoded]:
+        """Decoded frames with their times (and, with `convert`, their converted picture)."""
+        last = 0.0
+        step = 1.0 / float(self.stream.average_rate or 25)
+        for frame in self._decode():
+            t = frame.time
+            last = float(t) if t is not None else last + step
+            item = _Decoded(frame, last)
+            if self.convert == "i420":
+                item.i420 = self._to_i420(frame)
+            elif self.convert == "bgr":
+                item.bgr = self._to_bgr(frame)
+            if self.convert is not None:
+                item.frame = None  # back to the decoder's pool: queued frames cost a small picture each
+            yield item
+
+    def _produce(self, emit: Any) -> None:
+        for item in self._items():
+            emit(item)
+
+    def _pull(self) -> _Decoded | None:
+        item: _Decoded | None
+        if self.ahead:
+            if self._prefetch is None:
+                self._prefetch = Prefetch(self._produce, maxsize=AHEAD, name=f"decode {self.path.name}")
+            got = self._prefetch.get()
+            item = None if got is END else got
+        else:
+            if self._frames is None:
+                self._frames = self._items()
+            item = next(self._frames, None)
+        if item is None:
             self._eof = True
             return None
         self.decoded += 1
-        return frame
-
-    def _time(self, frame: Any) -> float:
-        t = frame.time
-        return float(t) if t is not None else self._cur_t + 1.0 / float(self.stream.average_rate or 25)
+        return item
 
     def _seek(self, target: float) -> None:
+        self._stop_ahead()
         self._cur = self._next = None
-        self._array = None
         self._eof = False
         self._frames = None
         if target > self.start_time + 1.0:
@@ -126,10 +180,10 @@ class VideoReader:
         else:
             self.container.seek(0)
 
-    def frame_at(self, t: float) -> np.ndarray:
-        """The picture showing at source time `t` (seconds from the media's start). Holds the last frame."""
+    def _advance(self, t: float) -> _Decoded:
+        """Make the frame showing at source time `t` current (seconds from the media's start)."""
         target = t + self.start_time
-        fresh = self._cur is None and self._next is None and self._frames is None
+        fresh = self._cur is None and self._next is None and self._frames is None and self._prefetch is None
         jump = (
             self._cur is not None
             and (target < self._cur_t - _TOLERANCE or target > self._cur_t + _SEEK_AHEAD)
@@ -142,19 +196,47 @@ class VideoReader:
                 self._next = self._pull()
                 if self._next is None:
                     break
-                self._next_t = self._time(self._next)
-            if self._cur is None or self._next_t <= target + _TOLERANCE:
-                self._cur, self._cur_t = self._next, self._next_t
+            if self._cur is None or self._next.t <= target + _TOLERANCE:
+                self._cur, self._cur_t = self._next, self._next.t
                 self._next = None
-                self._array = None
                 continue
             break
         if self._cur is None:
             raise Unreadable(self.problem or "no video frames could be decoded")
-        if self._array is None:
-            width, height = self.size
-            self._array = self._cur.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
-        return self._array
+        return self._cur
+
+    def _to_bgr(self, frame: Any) -> np.ndarray:
+        width, height = self.size
+        return frame.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
+
+    def _to_i420(self, frame: Any) -> np.ndarray:
+        width, height = self.size
+        scaled = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+        return scaled.to_ndarray()
+
+    def frame_at(self, t: float) -> np.ndarray:
+        """The BGR picture showing at source time `t` (seconds from the media's start). Holds the last frame."""
+        item = self._advance(t)
+        if item.bgr is None:
+            if item.frame is not None:
+                item.bgr = self._to_bgr(item.frame)
+            else:  # converted ahead to I420 (a dissolve wants this picture in BGR)
+                assert item.i420 is not None
+                item.bgr = cv2.cvtColor(item.i420, cv2.COLOR_YUV2BGR_I420)
+        return item.bgr
+
+    def i420_at(self, t: float) -> np.ndarray:
+        """As `frame_at`, in I420 (planar YUV 4:2:0, the encoder's format: no colour conversion either way).
+
+        A copy: the caller draws burn-ins on it, and a held picture is handed out again."""
+        item = self._advance(t)
+        if item.i420 is None:
+            if item.frame is not None:
+                item.i420 = self._to_i420(item.frame)
+            else:
+                assert item.bgr is not None
+                item.i420 = cv2.cvtColor(item.bgr, cv2.COLOR_BGR2YUV_I420)
+        return item.i420.copy()
 
     def holding(self, t: float) -> bool:
         """True when `t` lies past the last frame the file gave (we are holding that frame)."""
@@ -259,7 +341,9 @@ class Encoder:
         preset: str = "ultrafast",
         audio: bool = True,
         threads: int | None = None,
+        offload: bool = False,
     ) -> None:
+        """`offload`: encode and mux on a thread of its own (stages.Offload), behind a queue of ENCODE_QUEUE."""
         self.container: Any = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
         video = self.container.add_stream("libx264", rate=rate)
         video.width = width
@@ -278,26 +362,49 @@ class Encoder:
             self.audio = stream
         self.frames = 0
         self.samples = 0
+        self._stage: Offload[tuple[str, np.ndarray, int]] | None = None
+        if offload:
+            self._stage = Offload(self._handle, maxsize=ENCODE_QUEUE, name=f"encode {path.name}")
+
+    def _handle(self, item: tuple[str, np.ndarray, int]) -> None:
+        kind, data, pts = item
+        if kind == "a":
+            sound = av.AudioFrame.from_ndarray(data, format="fltp", layout="stereo")
+            sound.sample_rate = AUDIO_RATE
+            sound.pts = pts
+            sound.time_base = Fraction(1, AUDIO_RATE)
+            self.container.mux(self.audio.encode(sound))
+            return
+        picture = av.VideoFrame.from_ndarray(data, format="yuv420p" if kind == "i420" else "bgr24")
+        picture.pts = pts
+        self.container.mux(self.video.encode(picture))
+
+    def _submit(self, item: tuple[str, np.ndarray, int]) -> None:
+        if self._stage is not None:
+            self._stage.put(item)
+        else:
+            self._handle(item)
 
     def write_video(self, image: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = self.frames
+        """A BGR picture (handed over: not to be changed afterwards)."""
+        self._submit(("bgr", image, self.frames))
         self.frames += 1
-        self.container.mux(self.video.encode(frame))
+
+    def write_i420(self, image: np.ndarray) -> None:
+        """An I420 picture, (height * 3/2, width) (handed over: not to be changed afterwards)."""
+        self._submit(("i420", image, self.frames))
+        self.frames += 1
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Planar float32 stereo samples, (2, n); appended after what was written before."""
         if self.audio is None or samples.shape[1] == 0:
             return
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32), format="fltp",
-                                           layout="stereo")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = self.samples
-        frame.time_base = Fraction(1, AUDIO_RATE)
+        self._submit(("a", np.ascontiguousarray(samples, dtype=np.float32), self.samples))
         self.samples += samples.shape[1]
-        self.container.mux(self.audio.encode(frame))
 
     def finish(self) -> None:
+        if self._stage is not None:
+            self._stage.close()
         self.container.mux(self.video.encode(None))
         if self.audio is not None:
             self.container.mux(self.audio.encode(None))
@@ -305,5 +412,7 @@ class Encoder:
 
     def abort(self) -> None:
         # closing a half-written file after another failure: the staging folder goes anyway
+        if self._stage is not None:
+            self._stage.abort()
         with contextlib.suppress(Exception):
             self.container.close()

@@ -81,17 +81,25 @@ def _scale(height: int) -> tuple[float, int]:
     return scale, max(1, round(height / 360))
 
 
-def _text_box(image: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int) -> None:
-    """White text on a darkened box: readable over any picture."""
+def _box(width: int, height: int, text: str, org: tuple[int, int], scale: float,
+         thick: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the darkened box behind a burn-in text, clipped to the image."""
     (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
     x, y = org
     pad = max(2, int(th * 0.35))
-    x0, y0 = max(0, x - pad), max(0, y - th - pad)
-    x1, y1 = min(image.shape[1], x + tw + pad), min(image.shape[0], y + base + pad)
+    return max(0, x - pad), max(0, y - th - pad), min(width, x + tw + pad), min(height, y + base + pad)
+
+
+def _text_box(image: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int,
+              shift: tuple[int, int] = (0, 0)) -> None:
+    """White text on a darkened box: readable over any picture. `shift` is where `image` sits in the frame
+    (a crop of it, see burn_in_i420); `org` is in frame coordinates."""
+    sx, sy = shift
+    x0, y0, x1, y1 = _box(sx + image.shape[1], sy + image.shape[0], text, org, scale, thick)
     if x1 > x0 and y1 > y0:
-        region = image[y0:y1, x0:x1]
+        region = image[y0 - sy:y1 - sy, x0 - sx:x1 - sx]
         region[:] = region // 4
-    cv2.putText(image, text, (x, y), FONT, scale, _TEXT, thick, cv2.LINE_AA)
+    cv2.putText(image, text, (org[0] - sx, org[1] - sy), FONT, scale, _TEXT, thick, cv2.LINE_AA)
 
 
 def timecode(frame: int, fps: float) -> str:
@@ -103,26 +111,89 @@ def timecode(frame: int, fps: float) -> str:
     return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
 
 
+def _burn_items(width: int, height: int, tc: str | None, clip: str | None,
+                label: str | None) -> list[tuple[str, tuple[int, int], float, int]]:
+    """(text, origin, scale, thickness) of each burn-in: timecode bottom centre, clip top left, label top right."""
+    scale, thick = _scale(height)
+    margin = max(4, height // 40)
+    items = []
+    if tc:
+        (tw, _th), _ = cv2.getTextSize(tc, FONT, scale * 1.1, thick)
+        items.append((tc, ((width - tw) // 2, height - margin - 2), scale * 1.1, thick))
+    if clip:
+        shown = clip if len(clip) <= 40 else clip[:39] + "…"
+        shown = shown.encode("ascii", "replace").decode()
+        (_tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
+        items.append((shown, (margin, margin + th), scale, thick))
+    if label:
+        shown = label.encode("ascii", "replace").decode()
+        (tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
+        items.append((shown, (width - tw - margin, margin + th), scale, thick))
+    return items
+
+
 def burn_in(
     image: np.ndarray, *, tc: str | None = None, clip: str | None = None, label: str | None = None
 ) -> np.ndarray:
     """Timecode bottom centre, clip name top left, label top right. Draws in place and returns the image."""
     height, width = image.shape[:2]
-    scale, thick = _scale(height)
-    margin = max(4, height // 40)
-    if tc:
-        (tw, _th), _ = cv2.getTextSize(tc, FONT, scale * 1.1, thick)
-        _text_box(image, tc, ((width - tw) // 2, height - margin - 2), scale * 1.1, thick)
-    if clip:
-        shown = clip if len(clip) <= 40 else clip[:39] + "…"
-        shown = shown.encode("ascii", "replace").decode()
-        (_tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
-        _text_box(image, shown, (margin, margin + th), scale, thick)
-    if label:
-        shown = label.encode("ascii", "replace").decode()
-        (tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
-        _text_box(image, shown, (width - tw - margin, margin + th), scale, thick)
+    for text, org, scale, thick in _burn_items(width, height, tc, clip, label):
+        _text_box(image, text, org, scale, thick)
     return image
+
+
+def i420_planes(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of a (height * 3/2, width) I420 array (even width and height)."""
+    flat = image.reshape(-1)
+    luma = width * height
+    chroma = luma // 4
+    return (flat[:luma].reshape(height, width),
+            flat[luma: luma + chroma].reshape(height // 2, width // 2),
+            flat[luma + chroma: luma + 2 * chroma].reshape(height // 2, width // 2))
+
+
+def _join_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    height, width = y.shape
+    return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
+
+
+def burn_in_i420(
+    image: np.ndarray, width: int, height: int, *, tc: str | None = None, clip: str | None = None,
+    label: str | None = None,
+) -> np.ndarray:
+    """`burn_in` on an I420 frame, in place: each text box (widened to even pixels) goes to BGR, is drawn exactly
+    as `burn_in` draws it, and comes back; every pixel outside the boxes stays as decoded."""
+    y, u, v = i420_planes(image, width, height)
+    for text, org, scale, thick in _burn_items(width, height, tc, clip, label):
+        x0, y0, x1, y1 = _box(width, height, text, org, scale, thick)
+        x0, y0 = x0 & ~1, y0 & ~1
+        x1, y1 = min(width, (x1 + 1) & ~1), min(height, (y1 + 1) & ~1)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        box = (slice(y0, y1), slice(x0, x1))
+        half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+        bgr = cv2.cvtColor(_join_i420(y[box], u[half], v[half]), cv2.COLOR_YUV2BGR_I420)
+        _text_box(bgr, text, org, scale, thick, shift=(x0, y0))
+        by, bu, bv = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
+        y[box], u[half], v[half] = by, bu, bv
+    return image
+
+
+def i420_to_bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)
+
+
+def i420_thumbnail(image: np.ndarray, width: int, height: int, size: tuple[int, int]) -> np.ndarray:
+    """A small BGR picture of an I420 frame: each plane area-averaged down, then converted (cheap: the colour
+    conversion runs at thumbnail size)."""
+    tw, th = size
+    if tw % 2 or th % 2:
+        return cv2.resize(i420_to_bgr(image), size, interpolation=cv2.INTER_AREA)
+    y, u, v = i420_planes(image, width, height)
+    small = _join_i420(cv2.resize(y, (tw, th), interpolation=cv2.INTER_AREA),
+                       cv2.resize(u, (tw // 2, th // 2), interpolation=cv2.INTER_AREA),
+                       cv2.resize(v, (tw // 2, th // 2), interpolation=cv2.INTER_AREA))
+    return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
 
 
 @lru_cache(maxsize=32)

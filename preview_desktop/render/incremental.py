@@ -28,14 +28,15 @@ import numpy as np
 
 from ..core.spec import JobSpec
 from ..errors import RenderError
-from .artifacts import Collector, looks_like_picture
+from .artifacts import Collector
 from .audio_cache import render_audio
 from .codec import Encoder
 from .concat import Part, assemble
-from .pipeline import Composer, burn
+from .pipeline import Composer, burn, encode_frame, pipelined
 from .plan import Plan
-from .segment_cache import SegmentMeta, Store
+from .segment_cache import AudioPacket, SegmentMeta, Store
 from .segments import Identities, Segment, plan_segments
+from .stages import Background
 
 CheckFn = Callable[[], None]
 ProgressFn = Callable[[int, int], None]
@@ -54,6 +55,7 @@ class IncrementalRender:
         self.check = check
         self.progress = progress
         self.threads = threads  # PREVIEW_RENDER_THREADS: caps decoder threads (the encoder's are pinned)
+        self.pipelined = pipelined(threads)
         self.collector = Collector(plan.frames, plan.fps, plan.width, plan.height)
         self.identities = Identities()
         self.composer: Composer | None = None
@@ -68,11 +70,18 @@ class IncrementalRender:
         work = self.out_dir / ".segments"
         work.mkdir()
         try:
-            parts, metas = self._video(segments, work)
+            sound = self._start_audio()
+            try:
+                parts, metas = self._video(segments, work)
+            except BaseException:
+                if sound is not None:
+                    sound.cancel()
+                raise
+            finally:
+                self._close_composer()  # the decoders' frame pools go before the join (peak memory)
             audio = None
-            if self.spec.output.audio:
-                audio, counts = render_audio(self.plan, self.spec, self.store, check=self.check,
-                                             identities=self.identities)
+            if sound is not None:
+                audio, counts = sound.result()
                 self.counts["audioChunksReused"] = counts["reused"]
                 self.counts["audioChunksRendered"] = counts["rendered"]
             self.check()
@@ -81,11 +90,30 @@ class IncrementalRender:
                 raise RenderError(f"joined video has {frames} frames, the plan {self.plan.frames}")
             thumbnails = self._artifacts(segments, metas)
         finally:
-            if self.composer is not None:
-                self.composer.close()
+            self._close_composer()
             shutil.rmtree(work, ignore_errors=True)
             self.store.cull()
         return thumbnails, {"frames": frames, "cache": dict(self.counts)}
+
+    def _close_composer(self) -> None:
+        if self.composer is not None:
+            self.composer.close()
+            self.composer = None
+
+    def _start_audio(self) -> Background[tuple[list[AudioPacket], dict[str, int]]] | None:
+        """The audio (mix, AAC encode, chunk cache) on a thread of its own, beside the video (or in line when
+        PREVIEW_RENDER_THREADS is 1: then this returns an already finished task)."""
+        if not self.spec.output.audio:
+            return None
+
+        def work(stopped: Callable[[], None]) -> tuple[list[AudioPacket], dict[str, int]]:
+            def check() -> None:
+                stopped()
+                self.check()
+
+            return render_audio(self.plan, self.spec, self.store, check=check, identities=self.identities)
+
+        return Background(work, name="audio", inline=not self.pipelined)
 
     # video ------------------------------------------------------------------------------------------------
     def _video(self, segments: list[Segment], work: Path) -> tuple[list[Part], list[SegmentMeta]]:
@@ -120,8 +148,9 @@ class IncrementalRender:
         its meta carries the thumbnails, poster flags and the warnings raised meanwhile."""
         plan, spec = self.plan, self.spec
         if self.composer is None:
-            self.composer = Composer(plan, spec.output.strict, self.threads)
-        encoder = Encoder(path, plan.width, plan.height, plan.rate, preset=spec.output.preset, audio=False)
+            self.composer = Composer(plan, spec.output.strict, self.threads, self.pipelined)
+        encoder = Encoder(path, plan.width, plan.height, plan.rate, preset=spec.output.preset, audio=False,
+                          offload=self.pipelined)
         sink: list[str] = []
         plan.warning_sinks.append(sink)
         thumbs: list[bytes] = []
@@ -131,14 +160,15 @@ class IncrementalRender:
         try:
             for index in range(segment.start, segment.stop):
                 self.check()
-                image, has_picture, name = self.composer.frame(index)
-                thumbs.append(self._thumb(image))
+                frame = self.composer.output_frame(index)
+                small = self.collector.thumbnail(frame.image, frame.i420)
+                thumbs.append(self._thumb(small))
                 if index == self.collector.target:  # usually the poster: saves composing it again
-                    self.target_image = image.copy()
-                picture.append(has_picture)
-                good.append(has_picture and looks_like_picture(image))
-                burn(image, plan, spec, index, name)
-                encoder.write_video(image)
+                    self.target_image = frame.bgr(plan.width, plan.height).copy()
+                picture.append(frame.picture)
+                good.append(frame.picture and self.collector.good(frame.image, frame.i420, small))
+                burn(frame.image, plan, spec, index, frame.name, i420=frame.i420)
+                encode_frame(encoder, frame)
                 self.done += 1
                 self.progress(self.done, plan.frames)
             encoder.finish()
@@ -151,9 +181,7 @@ class IncrementalRender:
                 encoder.abort()
         return SegmentMeta(segment.frames, thumbs, bytes(picture), bytes(good), sink)
 
-    def _thumb(self, image: np.ndarray) -> bytes:
-        size = (self.collector.thumb_w, self.collector.thumb_h)
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    def _thumb(self, small: np.ndarray) -> bytes:
         ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
         if not ok:
             raise RenderError("could not encode a thumbnail")

@@ -5,6 +5,7 @@ encode, mix the matching audio, report progress and honour cancel — one frame 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,36 @@ CheckFn = Callable[[], None]
 ProgressFn = Callable[[int, int], None]
 
 
-class Pictures:
-    """Turns (layer, output frame) into a full-size BGR canvas; owns the open readers."""
+@dataclass
+class Frame:
+    """One composed output frame: BGR (height, width, 3), or I420 (height * 3/2, width) when it is one video
+    filling the whole picture (the encoder's own format: no colour conversion, as the ffmpeg CLI)."""
 
-    def __init__(self, plan: Plan, strict: bool, threads: int | None = None) -> None:
+    image: np.ndarray
+    i420: bool
+    picture: bool  # real picture (not a gap or a slate)
+    name: str | None  # the clip showing
+
+    def bgr(self, width: int, height: int) -> np.ndarray:
+        return compose.i420_to_bgr(self.image) if self.i420 else self.image
+
+    def thumbnail(self, width: int, height: int, size: tuple[int, int]) -> np.ndarray:
+        if self.i420:
+            return compose.i420_thumbnail(self.image, width, height, size)
+        return cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
+
+
+class Pictures:
+    """Turns (layer, output frame) into a full-size BGR canvas (or I420 picture); owns the open readers.
+
+    `pipelined`: each video decodes and scales on a thread of its own, ahead of the caller (codec.VideoReader)."""
+
+    def __init__(self, plan: Plan, strict: bool, threads: int | None = None, pipelined: bool = False) -> None:
         self.plan = plan
         self.strict = strict
         self.threads = decode_threads(threads)
+        self.pipelined = pipelined
+        self.i420_ok = plan.width % 2 == 0 and plan.height % 2 == 0
         self.readers: dict[int, VideoReader] = {}
         self.failed: dict[int, str] = {}  # layer id → reason (slate from then on)
         self.stills: dict[str, np.ndarray] = {}
@@ -76,26 +100,66 @@ class Pictures:
             ) from exc
         return compose.slate(layer.name, width, height), False
 
-    def _video(self, layer: Layer, t: float) -> np.ndarray:
+    def _fills(self, layer: Layer) -> bool:
+        """The layer's video covers the whole output (no letter/pillar boxes): it can stay in I420."""
+        source = layer.source
+        w, h, _x, _y = compose.fit(source.width, source.height, self.plan.width, self.plan.height)
+        return self.i420_ok and (w, h) == (self.plan.width, self.plan.height)
+
+    def _reader(self, layer: Layer) -> VideoReader:
         key = id(layer)
         reader = self.readers.get(key)
-        source = layer.source
-        assert source.path is not None
-        w, h, _x, _y = compose.fit(source.width, source.height, self.plan.width, self.plan.height)
         if reader is None:
-            reader = VideoReader(source.path, source.start_time, (w, h), self.threads)
+            source = layer.source
+            assert source.path is not None
+            w, h, _x, _y = compose.fit(source.width, source.height, self.plan.width, self.plan.height)
+            # convert every frame ahead only when every frame is shown (no speed-up, no higher source rate)
+            every = abs(layer.speed) * (source.rate or self.plan.fps) <= self.plan.fps * 1.01
+            convert = ("i420" if self._fills(layer) else "bgr") if every else None
+            reader = VideoReader(source.path, source.start_time, (w, h), self.threads, ahead=self.pipelined,
+                                 convert=convert)
             self.readers[key] = reader
+        return reader
+
+    def _held(self, layer: Layer, reader: VideoReader, t: float) -> None:
+        key = id(layer)
+        if key in self.held or not reader.holding(t):
+            return
+        source = layer.source
+        self.held.add(key)
+        why = reader.problem or "the file ends before the clip's out point"
+        if not reader.problem and source.duration and t < source.duration - 0.5:
+            why = f"the file's data ends before the {source.duration:.2f} s it declares (truncated?)"
+        if self.strict:
+            raise MediaError(f"clip {layer.name!r}: {source.path}: {why}", clip=layer.name, file=str(source.path))
+        self.plan.warn(f"clip {layer.name!r}: {why}; last frame held from {t:.2f} s")
+
+    def _video(self, layer: Layer, t: float) -> np.ndarray:
+        reader = self._reader(layer)
         image = reader.frame_at(t)
-        if key not in self.held and reader.holding(t):
-            self.held.add(key)
-            why = reader.problem or "the file ends before the clip's out point"
-            if not reader.problem and source.duration and t < source.duration - 0.5:
-                why = f"the file's data ends before the {source.duration:.2f} s it declares (truncated?)"
-            if self.strict:
-                raise MediaError(f"clip {layer.name!r}: {source.path}: {why}", clip=layer.name,
-                                 file=str(source.path))
-            self.plan.warn(f"clip {layer.name!r}: {why}; last frame held from {t:.2f} s")
+        self._held(layer, reader, t)
         return compose.place(image, self.plan.width, self.plan.height)
+
+    def i420(self, layer: Layer, frame: int) -> np.ndarray | None:
+        """The layer's picture at `frame` as I420 when it is a readable video filling the output, else None
+        (the caller composes in BGR; a failure met here has been reported as `picture` reports it)."""
+        source = layer.source
+        if source.kind != "video" or id(layer) in self.failed or source.path is None or not self._fills(layer):
+            return None
+        t = layer.source_time(frame, self.plan.fps)
+        try:
+            reader = self._reader(layer)
+            image = reader.i420_at(t)
+            self._held(layer, reader, t)
+            return image
+        except Unreadable as exc:
+            self._fail(layer, str(exc))
+        except (av.FFmpegError, OSError) as exc:
+            raise RenderError(
+                f"clip {layer.name!r}: {source.path}: {type(exc).__name__}: {exc}",
+                clip=layer.name, file=str(source.path),
+            ) from exc
+        return None
 
     def _still(self, path: Path) -> np.ndarray:
         key = str(path)
@@ -134,36 +198,61 @@ class Composer:
     (PREVIEW_RENDER_THREADS) caps each reader's decoder threads.
     """
 
-    def __init__(self, plan: Plan, strict: bool, threads: int | None = None) -> None:
+    def __init__(self, plan: Plan, strict: bool, threads: int | None = None, pipelined: bool = False) -> None:
         self.plan = plan
-        self.pictures = Pictures(plan, strict, threads)
+        self.pictures = Pictures(plan, strict, threads, pipelined)
         self.layers = sorted(plan.video, key=lambda layer: layer.first)
         self.pending = 0
         self.active: list[Layer] = []
 
-    def frame(self, index: int) -> tuple[np.ndarray, bool, str | None]:
-        """(image, is real picture, name of the clip showing) at output frame `index` (never smaller than the last)."""
+    def _activate(self, index: int) -> None:
         while self.pending < len(self.layers) and self.layers[self.pending].first <= index:
             self.active.append(self.layers[self.pending])
             self.pending += 1
         for layer in [layer for layer in self.active if layer.last <= index]:
             self.active.remove(layer)
             self.pictures.close(layer)
+
+    def frame(self, index: int) -> tuple[np.ndarray, bool, str | None]:
+        """(BGR image, is real picture, name of the clip showing) at output frame `index` (never smaller than
+        the last)."""
+        self._activate(index)
         return _compose_frame(self.pictures, self.active, index, self.plan.width, self.plan.height)
+
+    def output_frame(self, index: int) -> Frame:
+        """As `frame`, but a single video filling the picture comes as I420 (the fast path: see Frame)."""
+        self._activate(index)
+        visible = _top_visible(self.active, index)
+        if len(visible) == 1 and visible[0][1] >= 0.999:
+            image = self.pictures.i420(visible[0][0], index)
+            if image is not None:
+                return Frame(image, True, True, visible[0][0].name)
+        image, picture, name = _compose_frame(self.pictures, self.active, index, self.plan.width, self.plan.height)
+        return Frame(image, False, picture, name)
 
     def close(self) -> None:
         self.pictures.close()
 
 
-def burn(image: np.ndarray, plan: Plan, spec: JobSpec, index: int, name: str | None) -> None:
-    """The output's burn-ins for frame `index`, drawn in place."""
+def burn(image: np.ndarray, plan: Plan, spec: JobSpec, index: int, name: str | None, *, i420: bool = False) -> None:
+    """The output's burn-ins for frame `index`, drawn in place (on a BGR or, with `i420`, an I420 picture)."""
     burn_in = spec.output.burnIn
-    compose.burn_in(
-        image,
-        tc=compose.timecode(plan.start_frame + index, plan.fps) if burn_in.timecode else None,
-        clip=name if burn_in.clipName else None,
-        label=burn_in.label or None,
-    )
+    texts = {
+        "tc": compose.timecode(plan.start_frame + index, plan.fps) if burn_in.timecode else None,
+        "clip": name if burn_in.clipName else None,
+        "label": burn_in.label or None,
+    }
+    if i420:
+        compose.burn_in_i420(image, plan.width, plan.height, **texts)
+    else:
+        compose.burn_in(image, **texts)
+
+
+def encode_frame(encoder: Encoder, frame: Frame) -> None:
+    if frame.i420:
+        encoder.write_i420(frame.image)
+    else:
+        encoder.write_video(frame.image)
 
 
 def audio_problem_reporter(plan: Plan, spec: JobSpec) -> Callable[[Layer, str], None]:
@@ -175,6 +264,12 @@ def audio_problem_reporter(plan: Plan, spec: JobSpec) -> Callable[[Layer, str], 
         plan.warn(f"clip {layer.name!r}: audio unreadable ({reason}), silence rendered")
 
     return problem
+
+
+def pipelined(threads: int | None) -> bool:
+    """Stages on threads of their own (decode ahead, encode behind, audio beside) unless PREVIEW_RENDER_THREADS
+    asks for a single thread: then one render keeps to about one core."""
+    return threads is None or threads > 1
 
 
 def render_video(
@@ -191,8 +286,10 @@ def render_video(
     fps = plan.fps
     width, height = plan.width, plan.height
     has_audio = output.audio
-    encoder = Encoder(out_dir / "preview.mp4", width, height, plan.rate, preset=output.preset, audio=has_audio)
-    composer = Composer(plan, output.strict, threads)
+    staged = pipelined(threads)
+    encoder = Encoder(out_dir / "preview.mp4", width, height, plan.rate, preset=output.preset, audio=has_audio,
+                      offload=staged)
+    composer = Composer(plan, output.strict, threads, staged)
     mixer = Mixer(plan.audio, fps, audio_problem_reporter(plan, spec)) if has_audio else None
     collector = Collector(plan.frames, fps, width, height)
     samples_done = 0
@@ -200,10 +297,10 @@ def render_video(
     try:
         for index in range(plan.frames):
             check()
-            image, has_picture, name = composer.frame(index)
-            collector.offer(index, image, has_picture)
-            burn(image, plan, spec, index, name)
-            encoder.write_video(image)
+            frame = composer.output_frame(index)
+            collector.offer(index, frame.image, frame.picture, i420=frame.i420)
+            burn(frame.image, plan, spec, index, frame.name, i420=frame.i420)
+            encode_frame(encoder, frame)
             if mixer is not None:
                 target = round((index + 1) * AUDIO_RATE / fps)
                 encoder.write_audio(mixer.render(samples_done, target - samples_done))
@@ -226,12 +323,9 @@ def _compose_frame(
     pictures: Pictures, active: list[Layer], index: int, width: int, height: int
 ) -> tuple[np.ndarray, bool, str | None]:
     """Topmost track with something at this frame wins; within it, dissolving layers are blended."""
-    visible = [(layer, layer.opacity(index)) for layer in active]
-    visible = [(layer, alpha) for layer, alpha in visible if alpha > 0.0]
-    if not visible:
+    chosen = _top_visible(active, index)
+    if not chosen:
         return compose.black(width, height), False, None
-    top = max(layer.track for layer, _ in visible)
-    chosen = [(layer, alpha) for layer, alpha in visible if layer.track == top]
     parts: list[tuple[np.ndarray, float]] = []
     real = False
     for layer, alpha in chosen:
@@ -243,3 +337,13 @@ def _compose_frame(
         image = image.copy()
     name = max(chosen, key=lambda item: item[1])[0].name
     return image, real, name
+
+
+def _top_visible(active: list[Layer], index: int) -> list[tuple[Layer, float]]:
+    """(layer, opacity) of the visible layers on the topmost track that has something at this frame."""
+    visible = [(layer, layer.opacity(index)) for layer in active]
+    visible = [(layer, alpha) for layer, alpha in visible if alpha > 0.0]
+    if not visible:
+        return []
+    top = max(layer.track for layer, _ in visible)
+    return [(layer, alpha) for layer, alpha in visible if layer.track == top]

@@ -7,6 +7,7 @@ loop can walk it without touching the timeline model again.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -106,8 +107,10 @@ class Plan:
     clip_count: int = 0
     start_frame: int = 0  # timeline's global start (for the timecode burn-in), in output frames
     timeline_format: str = ""
-    # lists that also receive every warning (even repeats): the segment cache stores a segment's own warnings
-    warning_sinks: list[list[str]] = field(default_factory=list, repr=False)
+    # per thread, lists that also receive every warning raised on that thread: the segment cache stores a
+    # segment's (or audio chunk's) own warnings, and video and audio are rendered on threads of their own
+    _sinks: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def duration(self) -> float:
@@ -118,12 +121,21 @@ class Plan:
         """The output rate as an exact fraction (29.97 -> 30000/1001)."""
         return fps_fraction(self.fps)
 
+    @property
+    def warning_sinks(self) -> list[list[str]]:
+        """The calling thread's sinks (append and remove a list around the work it should collect)."""
+        sinks: list[list[str]] | None = getattr(self._sinks, "lists", None)
+        if sinks is None:
+            sinks = self._sinks.lists = []
+        return sinks
+
     def warn(self, message: str) -> None:
         for sink in self.warning_sinks:
             if message not in sink:
                 sink.append(message)
-        if message not in self.warnings:
-            self.warnings.append(message)
+        with self._lock:
+            if message not in self.warnings:
+                self.warnings.append(message)
 
     def describe(self) -> dict[str, Any]:
         return {

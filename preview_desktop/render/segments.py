@@ -161,6 +161,7 @@ def encoder_settings(plan: Plan, spec: JobSpec) -> dict[str, Any]:
         "gop": gop_frames(plan.rate),
         "threads": ENCODE_THREADS,
         "skipDeblockAt": SKIP_DEBLOCK_AT,  # decoded pixels differ slightly without the loop filter
+        "pixels": "i420",  # a full-frame video goes swscale → I420 → x264 with no BGR round trip (pipeline.Frame)
         "strict": spec.output.strict,
     }
 

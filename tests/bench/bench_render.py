@@ -1,12 +1,20 @@
-"""Render benchmark: our renderer against the ffmpeg CLI on the same job, alternating in one run.
+"""Render benchmark: whole `preview-desktop render` processes against the ffmpeg CLI doing the same job.
 
-Job: a generated 1080p30 H.264 + AAC 20 s clip → 640×360 H.264 (ultrafast) + AAC with a timecode burn-in.
-Reports: our fps vs ffmpeg's (medians), two concurrent jobs vs one, peak RSS of one render in its own process,
-and a stage profile (demux+decode, swscale convert, compose, encode).
+Job: a 1080p H.264 + AAC clip → 640×360 H.264 (ultrafast) + AAC 128 kb/s, timecode burn-in, +faststart.
+Sources: "easy" (ffmpeg's testsrc2 + a sine, 1080p25, 12 s, x264 preset medium: cheap to decode) and "hard" (a
+noisy 1080p30 ~10 Mb/s clip made by `make_source`, BENCH_SECONDS long). For each source, alternating:
+  - one at a time: `preview-desktop render SPEC --out DIR` (a fresh DATA_DIR each run: cold caches) against
+    `ffmpeg -i SRC -vf scale=640:360:flags=area,drawtext=timecode... -c:v libx264 -preset ultrafast -c:a aac
+    -movflags +faststart`; wall seconds, CPU seconds (user+sys of the child, from wait4) and peak RSS;
+  - two at once: two renders started together against two ffmpeg runs started together (wall until both end).
+Ratios are ffmpeg / ours, measured in the same run: >= 1.0 means we are at least as fast (or use no more CPU).
 
 Run on demand (not part of the test suite):
     python -m tests.bench.bench_render            # or: pytest tests/bench/bench_render.py -s
-Environment: BENCH_ROUNDS (default 3), BENCH_SECONDS (default 20).
+Environment: BENCH_ROUNDS (default 3), BENCH_SECONDS (hard source length, default 20), BENCH_SOURCES
+(default "easy,hard"), PREVIEW_RENDER_THREADS (passed through to our renders), BENCH_BASELINE (a folder holding
+another `preview_desktop` package, e.g. `git archive` of an older commit: measured too, in the same rounds).
+This process imports nothing heavy (sources are made in a child), so a child's ru_maxrss is its own.
 """
 
 from __future__ import annotations
@@ -18,28 +26,31 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SOURCES = [s.strip() for s in os.environ.get("BENCH_SOURCES", "easy,hard").split(",") if s.strip()]
 FPS = 30
+BASELINE = Path(os.environ["BENCH_BASELINE"]).resolve() if os.environ.get("BENCH_BASELINE") else None
+EASY_SECONDS, EASY_FPS = 12, 25
 
 
 def make_source(path: Path) -> Path:
     """1080p30 H.264 (a moving gradient, so the decoder has real work) with a stereo AAC tone."""
+    from fractions import Fraction
+
     import av
     import cv2
+    import numpy as np
 
     if path.exists():
         return path
-    tmp = path.with_suffix(".tmp.mp4")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.mp4")  # benches may run side by side
     container = av.open(str(tmp), "w", options={"movflags": "+faststart"})
     video = container.add_stream("libx264", rate=FPS)
     video.width, video.height, video.pix_fmt = 1920, 1080, "yuv420p"
@@ -72,153 +83,172 @@ def make_source(path: Path) -> Path:
     return path
 
 
-def run_ours(source: Path, work: Path, tag: str) -> float:
-    """One render through the public API; returns wall seconds."""
-    from preview_desktop.core.handler import JobContext
-    from preview_desktop.core.job import Job, new_job_id
-    from preview_desktop.core.spec import parse_spec
-    from preview_desktop.render.renderer import render_to_folder
-    from preview_desktop.settings import Settings
+def make_easy(path: Path) -> Path:
+    """ffmpeg's testsrc2 1080p25 (x264 preset medium) with a stereo 440 Hz tone: easy to decode."""
+    if path.exists():
+        return path
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.mp4")  # benches may run side by side
+    subprocess.run([
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate={EASY_FPS}",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", str(EASY_SECONDS), "-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-ac", "2", "-b:a", "128k", "-movflags", "+faststart", str(tmp),
+    ], check=True)
+    tmp.rename(path)
+    return path
 
-    # A fresh DATA_DIR each run: a full render with a cold segment cache, as the first render of a timeline is
-    # (a warm cache would turn this into the incremental benchmark, tests/bench/bench_incremental.py).
-    data_dir = work / f"data-{tag}-{new_job_id()}"
-    settings = Settings(data_dir=data_dir, media_roots=(work,))
-    spec = parse_spec({
-        "projectId": "bench",
-        "timeline": str(source),
-        "output": {"width": 640, "height": 360, "burnIn": {"timecode": True, "clipName": False, "label": None}},
-    })
-    out = work / f"ours-{tag}"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
-    ctx = JobContext(job=Job(id="bench", project_id="bench", spec={}))
+
+def make_hard(path: Path) -> Path:
+    """make_source in a child process, so this one stays small (see the module docstring)."""
+    if not path.exists():
+        code = "import sys; from pathlib import Path; from tests.bench.bench_render import make_source; " \
+               "make_source(Path(sys.argv[1]))"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=ROOT)
+    return path
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float  # user + sys seconds
+    rss_mb: float  # peak resident set of the process
+
+
+def _spawn(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    # `python -m` looks in the current folder first: run ours where its package is (PYTHONPATH)
+    cwd = env.get("PYTHONPATH") if env else None
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """(cpu seconds, peak RSS MB) of one child, from its own rusage; raises when it failed."""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{proc.args!r} failed ({proc.returncode}): {err[-2000:]}")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def run_together(commands: list[tuple[list[str], dict[str, str] | None]]) -> list[Run]:
+    """Start every command at once; wall of each is until ALL have ended (the batch's wall)."""
     started = time.perf_counter()
-    render_to_folder(spec, out, job_id=new_job_id(), settings=settings, ctx=ctx)
-    seconds = time.perf_counter() - started
-    shutil.rmtree(data_dir, ignore_errors=True)
-    return seconds
+    procs = [_spawn(cmd, env) for cmd, env in commands]
+    reaped = [_reap(proc) for proc in procs]
+    wall = time.perf_counter() - started
+    return [Run(wall, cpu, rss) for cpu, rss in reaped]
 
 
-def run_ffmpeg(source: Path, work: Path, tag: str) -> float:
-    out = work / f"ffmpeg-{tag}.mp4"
-    vf = ("scale=640:360:flags=area,drawtext=timecode='00\\:00\\:00\\:00':rate=30:fontsize=22:"
-          "fontcolor=white:box=1:boxcolor=black@0.75:x=(w-tw)/2:y=h-th-12")
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-vf", vf, "-c:v", "libx264",
-           "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
-           "-movflags", "+faststart", str(out)]
-    started = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    return time.perf_counter() - started
+class Job:
+    """One source's job, as our command and as the ffmpeg CLI command."""
+
+    def __init__(self, source: Path, fps: int, work: Path) -> None:
+        self.source, self.fps, self.work = source, fps, work
+        self.spec = work / f"{source.stem}.json"
+        self.spec.write_text(json.dumps({
+            "projectId": "bench",
+            "timeline": str(source),
+            "output": {"width": 640, "height": 360,
+                       "burnIn": {"timecode": True, "clipName": False, "label": None}},
+        }))
+        self.count = 0
+
+    def ours(self, package_root: Path = ROOT) -> tuple[list[str], dict[str, str]]:
+        self.count += 1
+        tag = f"{self.source.stem}-{self.count}"
+        data_dir = self.work / f"data-{tag}"  # fresh: a cold segment cache and output cache
+        out = self.work / f"ours-{tag}"
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PREVIEW_MEDIA_ROOTS": str(self.work),
+               "PYTHONPATH": str(package_root)}
+        return [sys.executable, "-m", "preview_desktop", "render", str(self.spec), "--out", str(out)], env
+
+    def baseline(self) -> tuple[list[str], dict[str, str]]:
+        return self.ours(BASELINE) if BASELINE else self.ours()
+
+    def ffmpeg(self) -> tuple[list[str], None]:
+        self.count += 1
+        out = self.work / f"ffmpeg-{self.source.stem}-{self.count}.mp4"
+        vf = (f"scale=640:360:flags=area,drawtext=timecode='00\\:00\\:00\\:00':rate={self.fps}:"
+              "fontsize=22:fontcolor=white:box=1:boxcolor=black@0.75:x=(w-tw)/2:y=h-th-12")
+        return ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(self.source), "-vf", vf, "-c:v", "libx264",
+                "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+                "-movflags", "+faststart", str(out)], None
+
+    def clean(self) -> None:
+        for path in self.work.iterdir():
+            if path.name.startswith(("data-", "ours-", "ffmpeg-")):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def peak_rss_mb(source: Path, work: Path) -> float:
-    """One render in a fresh process, which reports its own peak RSS (interpreter + imports + render).
-
-    VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child forked from this (large) benchmark
-    process would report the parent's size; RUSAGE_CHILDREN would also count the ffmpeg CLI runs.
-    """
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
-        "from tests.bench.bench_render import run_ours; run_ours(Path(sys.argv[2]), Path(sys.argv[3]), 'rss');"
-        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-    )
-    done = subprocess.run([sys.executable, "-c", code, str(ROOT), str(source), str(work)], check=True,
-                          capture_output=True, text=True)
-    return int(done.stdout.strip().splitlines()[-1]) / 1024
+def _median(runs: list[Run], field: str) -> float:
+    return statistics.median(getattr(run, field) for run in runs)
 
 
-def profile(source: Path) -> dict[str, float]:
-    """Per-frame milliseconds of each stage, measured in isolation on the same clip."""
-    import av
+def _pick(runs: list[Run]) -> dict[str, Any]:
+    return {"wall_s": [round(r.wall, 3) for r in runs], "cpu_s": [round(r.cpu, 3) for r in runs],
+            "rss_mb": [round(r.rss_mb, 1) for r in runs]}
 
-    from preview_desktop.render import compose
-    from preview_desktop.render.codec import DECODE_THREADS, Encoder
 
-    stages: dict[str, float] = {}
-    frames_n = 0
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = DECODE_THREADS
-        started = time.perf_counter()
-        for _frame in container.decode(stream):
-            frames_n += 1
-        stages["decode"] = time.perf_counter() - started
-    images = []
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = DECODE_THREADS
-        convert = 0.0
-        started = time.perf_counter()
-        for frame in container.decode(stream):
-            t0 = time.perf_counter()
-            image = frame.to_ndarray(format="bgr24", width=640, height=360, interpolation="AREA")
-            convert += time.perf_counter() - t0
-            if len(images) < 60:
-                images.append(image)
-        stages["convert"] = convert
-    started = time.perf_counter()
-    for i in range(frames_n):
-        image = compose.place(images[i % len(images)], 640, 360)
-        compose.burn_in(image, tc=compose.timecode(i, FPS))
-    stages["compose"] = time.perf_counter() - started
-    with tempfile.TemporaryDirectory() as tmp:
-        encoder = Encoder(Path(tmp) / "x.mp4", 640, 360, Fraction(FPS), audio=True)
-        silence = np.zeros((2, 1600), dtype=np.float32)
-        started = time.perf_counter()
-        for i in range(frames_n):
-            encoder.write_video(images[i % len(images)])
-        stages["encode_video"] = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in range(frames_n):
-            encoder.write_audio(silence)
-        encoder.finish()
-        stages["encode_audio"] = time.perf_counter() - started
-    return {name: round(seconds / frames_n * 1000, 3) for name, seconds in stages.items()}
+def measure(job: Job) -> dict[str, Any]:
+    """Alternating rounds (the order turns each round): one at a time, then two of a kind at once."""
+    contestants: dict[str, Any] = {"ours": job.ours, "ffmpeg": job.ffmpeg}
+    if BASELINE:
+        contestants["baseline"] = job.baseline
+    run_together([job.ours()])  # warm the file cache and the interpreter's bytecode
+    one: dict[str, list[Run]] = {name: [] for name in contestants}
+    two: dict[str, list[Run]] = {name: [] for name in contestants}
+    names = list(contestants)
+    for together, results in ((1, one), (2, two)):
+        for round_ in range(ROUNDS):
+            turn = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name in turn:
+                runs = run_together([contestants[name]() for _ in range(together)])
+                results[name].append(Run(runs[0].wall, sum(r.cpu for r in runs), max(r.rss_mb for r in runs)))
+            job.clean()
+    report: dict[str, Any] = {}
+    ff1, ff2 = one["ffmpeg"], two["ffmpeg"]
+    for name in names:
+        report[name] = {"one": _pick(one[name]), "two": _pick(two[name])}
+        if name == "ffmpeg":
+            continue
+        report[name]["ratios_vs_ffmpeg"] = {  # >= 1.0: at least as fast / no more CPU
+            "speed": round(_median(ff1, "wall") / _median(one[name], "wall"), 3),
+            "cpu": round(_median(ff1, "cpu") / _median(one[name], "cpu"), 3),
+            "two_at_once_speed": round(_median(ff2, "wall") / _median(two[name], "wall"), 3),
+            "two_at_once_cpu": round(_median(ff2, "cpu") / _median(two[name], "cpu"), 3),
+        }
+        report[name]["peak_rss_mb"] = round(max(r.rss_mb for r in one[name]), 1)
+    return report
 
 
 def main() -> dict[str, Any]:
     cache = Path(tempfile.gettempdir()) / "preview-desktop-bench"
     cache.mkdir(exist_ok=True)
-    source = make_source(cache / f"src_1080p_{int(SECONDS)}s.mp4")
-    frames = int(SECONDS * FPS)
+    made = {
+        "easy": lambda: (make_easy(cache / f"src_easy_1080p{EASY_FPS}_{EASY_SECONDS}s.mp4"), EASY_FPS),
+        "hard": lambda: (make_hard(cache / f"src_1080p_{int(SECONDS)}s.mp4"), FPS),
+    }
+    report: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg(),
+        "render_threads": os.environ.get("PREVIEW_RENDER_THREADS"),
+        "rounds": ROUNDS,
+    }
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
-        shutil.copy(source, work / source.name)
-        source = work / source.name
-        run_ours(source, work, "warm")
-        ours: list[float] = []
-        theirs: list[float] = []
-        for round_ in range(ROUNDS):  # alternating, so machine noise hits both alike
-            ours.append(frames / run_ours(source, work, str(round_)))
-            theirs.append(frames / run_ffmpeg(source, work, str(round_)))
-        pair: list[float] = []
-        for round_ in range(ROUNDS):
-            threads = [threading.Thread(target=run_ours, args=(source, work, f"{round_}-{k}")) for k in range(2)]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            pair.append(2 * frames / (time.perf_counter() - started))
-        rss = peak_rss_mb(source, work)
-        stages = profile(source)
-    one = statistics.median(ours)
-    report = {
-        "frames": frames,
-        "ours_fps": [round(v, 1) for v in ours],
-        "ffmpeg_fps": [round(v, 1) for v in theirs],
-        "ours_median_fps": round(one, 1),
-        "ffmpeg_median_fps": round(statistics.median(theirs), 1),
-        "ratio_vs_ffmpeg": round(one / statistics.median(theirs), 3),
-        "two_jobs_fps": [round(v, 1) for v in pair],
-        "two_jobs_ratio": round(statistics.median(pair) / one, 3),
-        "peak_rss_mb_one_job_process": round(rss, 1),
-        "profile_ms_per_frame": stages,
-        "cpus": os.cpu_count(),
-    }
+        for name in SOURCES:
+            source, fps = made[name]()
+            local = work / source.name
+            shutil.copy(source, local)
+            job = Job(local, fps, work)
+            report[name] = measure(job)
+            job.clean()
+            for who in [w for w in report[name] if w != "ffmpeg"]:
+                print(f"{name} {who}: {report[name][who]['ratios_vs_ffmpeg']}, "
+                      f"rss {report[name][who]['peak_rss_mb']} MB", file=sys.stderr)
+    report["load_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     return report
 

@@ -128,8 +128,9 @@ def test_render_threads_cap_the_decoders_and_change_no_byte(tmp_path: Path, medi
     seen: list[int] = []
     real = pipeline.VideoReader
 
-    def recording(path: Path, start: float, size: tuple[int, int], threads: int | None = None) -> Any:
-        reader = real(path, start, size, threads)
+    def recording(path: Path, start: float, size: tuple[int, int], threads: int | None = None,
+                  **options: Any) -> Any:
+        reader = real(path, start, size, threads, **options)
         seen.append(reader.stream.codec_context.thread_count)
         return reader
 
