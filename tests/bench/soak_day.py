@@ -82,6 +82,7 @@ def chaos_rows(out: ChaosOutcome) -> list[tuple[str, str, str, bool]]:
         row("previews valid (json + frames + files)", f"{check.valid}/{check.checked}", "all",
             check.valid == check.checked),
         row("previews half (missing/broken files)", str(len(check.half)), "0", not check.half),
+        row("orphan farm previews removed by their sweep", str(out.orphans_removed), "", True),
         row("previews published twice (stray folders)", str(len(check.stray)), "0", not check.stray),
         row("staging leftovers (.staging-*)", str(len(check.tmp)), "0", not check.tmp),
         row("cache temp files of killed writers", f"{len(check.cache_tmp)} (swept after 1 h)", "", True),
