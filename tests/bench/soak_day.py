@@ -19,7 +19,9 @@ redis-server and starts it again on the same port after --redis-down seconds.
 Verdict: every job reached done (a failed job counts as lost and is printed with its reason); every finished
 job's folder holds a whole preview (preview.json parses, preview.mp4 decodes to the expected frame count, poster
 and thumbnails there); no other folder under any previews/ root (nodes' DATA_DIRs and the farm storage): no
-second publication of a job, no staging leftovers; no process died unless killed.
+second publication of a job, no staging leftovers; no process died unless killed. Before counting, the farm nodes
+start once more and stop after their orphan sweep at join (farm/orphans.py): a node killed between publishing a
+preview and completing its job leaves a copy that a sweep removes; those removed are reported, any left is stray.
 
 RSS phase: one `--worker` (no kills) runs --rss-jobs jobs; its RSS (psutil) after --rss-warmup jobs against at
 the end (medians of the samples over 5 % of the jobs at each point) must grow less than 10 %.
