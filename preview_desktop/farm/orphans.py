@@ -103,8 +103,9 @@ class SweepRound:
     kept: int = 0
 
 
-def marked_folders(previews: Path, queue: str) -> list[tuple[Path, FarmMark]]:
-    """Published folders under previews/{project}/ that carry a farm mark of this queue (blocking: a thread)."""
+def marked_folders(previews: Path, queue: str, skip: frozenset[str] = frozenset()) -> list[tuple[Path, FarmMark]]:
+    """Published folders under previews/{project}/ that carry a farm mark of this queue, but for the folder names
+    in `skip` (blocking: a thread)."""
     found: list[tuple[Path, FarmMark]] = []
     if not previews.is_dir():
         return found
@@ -112,7 +113,7 @@ def marked_folders(previews: Path, queue: str) -> list[tuple[Path, FarmMark]]:
         if not project.is_dir() or project.name.startswith("."):
             continue
         for folder in project.iterdir():
-            if folder.name.startswith(".") or not folder.is_dir():
+            if folder.name.startswith(".") or folder.name in skip or not folder.is_dir():
                 continue
             mark = read_mark(folder)
             if mark is not None and mark.queue == queue and mark.localId == folder.name:
@@ -164,8 +165,7 @@ class OrphanSweep:
             await asyncio.sleep(delay)
 
     async def sweep_once(self, lookup: JobLookup) -> SweepRound:
-        found = await asyncio.to_thread(marked_folders, self.previews, self.queue)
-        found = [(folder, mark) for folder, mark in found if mark.localId not in self._settled]
+        found = await asyncio.to_thread(marked_folders, self.previews, self.queue, frozenset(self._settled))
         seen = await lookup.look_up(sorted({mark.jobId for _folder, mark in found})) if found else {}
         round_ = SweepRound(checked=len(found))
         doomed: list[tuple[Path, FarmMark, str]] = []
