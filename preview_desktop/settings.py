@@ -105,6 +105,7 @@ class Settings:
     farm_when: str | None = None  # always | idle | never: when this node takes farm jobs; None: `farm_when_for`
     farm_idle_minutes: float = 10.0  # idle mode: the user away this long lends the computer (docs/farm.md)
     farm_rest_minutes: float = 10.0  # a node that failed 3 farm jobs in a row rests this long (docs/farm.md)
+    farm_orphan_sweep_minutes: float = 5.0  # settings file only: how often farm/orphans.py looks (docs/farm.md)
     lease_seconds: float = 30.0
     retention_days: float = 30.0
     job_timeout: float = 4 * 3600.0
@@ -296,6 +297,8 @@ def _parse_value(key: str, raw: Any, name: str) -> Any:
         return minutes
     if key == "watch_settle_seconds":
         return _parse_float(name, raw, 0.0)
+    if key == "farm_orphan_sweep_minutes":
+        return _parse_float(name, raw, 0.01)
     if key == "output_defaults":
         if not isinstance(raw, dict):
             raise SettingsError(name, "must be an object")

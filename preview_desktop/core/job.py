@@ -108,6 +108,7 @@ class Job:
     origin: str = "local"  # "local" or "farm"
     queue_seq: int = 0  # which queue entry is current (older entries are stale after re-prioritising)
     farm_id: str | None = None  # a farm record (kind FARM_KIND): the BullMQ id of the farm job it follows
+    # (or, on a farm run here, origin "farm": the BullMQ job it runs)
 
     @property
     def display_state(self) -> str:

@@ -5,6 +5,8 @@ The work is done by the parts it wires together:
   runner.py         a farm job on a slot, and its outcome in BullMQ's terms (completion, retry, no retry, release)
   loops.py          progress to Redis, cancel polling, the heartbeat (registry, farm snapshot, link probe)
   standing.py       draining, resting, and passing on jobs that failed here (a gate and a filter on fetching)
+  orphans.py        removes this node's farm previews that another run of their job replaced (at join, then
+                    every few minutes)
   bullmq_compat.py  the bullmq Worker whose fetching we drive: the only module that reaches into bullmq
 
 Farm jobs are not copied into the local diskcache store: the farm's record is Redis. The window's Farm view
@@ -33,6 +35,7 @@ from .connection import FarmConfig, Link, describe_error, is_connection_error, m
 from .fetching import Fetcher, FetchGate, SlotSource
 from .flows import FarmFlows
 from .loops import NodeLoops
+from .orphans import OrphanSweep, RedisJobLookup
 from .registry import FarmKeys, unpublish
 from .runner import FarmRun, FarmRunner, NodeApi, SlotRunner
 from .standing import Standing, node_seat
@@ -96,6 +99,7 @@ class FarmMember:
         self._loops = NodeLoops(self._runner.running, self.link, self.config, self.keys, self.node_info,
                                 self._on_heartbeat)
         self.standing.on_change(self._on_standing)
+        self.orphans = OrphanSweep(layout.previews, self.keys.queue, settings.farm_orphan_sweep_minutes * 60)
 
     @property
     def running(self) -> dict[str, FarmRun]:
@@ -127,6 +131,7 @@ class FarmMember:
         self._fetcher.start()
         self._loops.start(self._redis)
         self.standing.start(self._redis)
+        self.orphans.start(RedisJobLookup(self._redis, prefix=self._prefix, queue=self.keys.queue))
         log.info("farm: node %s joins queue %r on %s", self.node_id, self.keys.queue, self.link.url)
 
     async def stop(self) -> None:
@@ -145,7 +150,8 @@ class FarmMember:
             log.warning("farm: %d job(s) still running at exit; their locks expire and another node re-runs them",
                         len(self.running))
         self._loops.cancel()
-        standing = [self.standing.task] if self.standing.task is not None else []
+        self.orphans.stop()
+        standing = [t for t in (self.standing.task, self.orphans.task) if t is not None]
         await end_tasks([*self._fetcher.tasks, *self._loops.tasks, *standing])
         if self.link.connected and self._redis is not None:
             with contextlib.suppress(Exception):

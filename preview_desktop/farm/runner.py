@@ -149,6 +149,7 @@ class FarmRunner:
             id=new_job_id(), project_id=project if isinstance(project, str) else "farm", spec=dict(data),
             kind=kind, state=JobState.RUNNING, attempts_made=int(job.attemptsMade) + 1,
             attempts_allowed=_attempts_allowed(job), origin="farm", worker=self._node_id, started_at=time.time(),
+            farm_id=str(job.id),  # the renderer marks the published preview with it (core/farm_mark.py)
         )
         slot = self._engine.run_on_slot(local, intake or self._intake, partial(self._on_progress, str(job.id)))
         run = self.running[str(job.id)] = FarmRun(job, token, slot.ctx, slot.outcome, local.id)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.farm_mark import FarmMark
 from ..core.layout import ARTIFACT_NAMES, Layout, swap_in
 from ..errors import InvalidInput, JobTimeout, MediaError, MediaNotFound, disk_full_from, is_disk_full
 from .files import sha256_hex, write_preview_json
@@ -161,6 +162,8 @@ class RenderHandler:
             document, record = _render_or_reuse(
                 spec, staging, job_id=job.id, settings=self.settings, ctx=ctx, created_at=job.created_at
             )
+            if job.origin == "farm" and job.farm_id and job.worker:  # published with it: farm/orphans.py reads it
+                FarmMark(self.settings.farm_queue, job.farm_id, job.worker, job.id).write(staging)
             final = layout.publish(staging, spec.projectId, job.id)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)  # nothing half-written is ever published

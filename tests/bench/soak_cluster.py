@@ -91,6 +91,12 @@ class Proc:
             log.seek(self.mark)
             return b"worker ready" in log.read()
 
+    def current_log(self) -> bytes:
+        """What the current start has written so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.mark)
+            return log.read()
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -19,7 +19,9 @@ redis-server and starts it again on the same port after --redis-down seconds.
 Verdict: every job reached done (a failed job counts as lost and is printed with its reason); every finished
 job's folder holds a whole preview (preview.json parses, preview.mp4 decodes to the expected frame count, poster
 and thumbnails there); no other folder under any previews/ root (nodes' DATA_DIRs and the farm storage): no
-second publication of a job, no staging leftovers; no process died unless killed.
+second publication of a job, no staging leftovers; no process died unless killed. Before counting, the farm nodes
+start once more and stop after their orphan sweep at join (farm/orphans.py): a node killed between publishing a
+preview and completing its job leaves a copy that a sweep removes; those removed are reported, any left is stray.
 
 RSS phase: one `--worker` (no kills) runs --rss-jobs jobs; its RSS (psutil) after --rss-warmup jobs against at
 the end (medians of the samples over 5 % of the jobs at each point) must grow less than 10 %.
@@ -82,6 +84,7 @@ def chaos_rows(out: ChaosOutcome) -> list[tuple[str, str, str, bool]]:
         row("previews valid (json + frames + files)", f"{check.valid}/{check.checked}", "all",
             check.valid == check.checked),
         row("previews half (missing/broken files)", str(len(check.half)), "0", not check.half),
+        row("orphan farm previews removed by their sweep", str(out.orphans_removed), "", True),
         row("previews published twice (stray folders)", str(len(check.stray)), "0", not check.stray),
         row("staging leftovers (.staging-*)", str(len(check.tmp)), "0", not check.tmp),
         row("cache temp files of killed writers", f"{len(check.cache_tmp)} (swept after 1 h)", "", True),

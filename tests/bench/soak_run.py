@@ -63,6 +63,7 @@ class ChaosOutcome:
     redis_down: float = 0.0
     crashes: list[str] = field(default_factory=list)
     wall: float = 0.0
+    orphans_removed: int = 0  # farm previews of killed nodes that their orphan sweep removed (farm/orphans.py)
     verdict: Verdict = field(default_factory=Verdict)
 
 
@@ -328,6 +329,7 @@ async def chaos_phase(args: argparse.Namespace, media: Media, work: Path, rng: r
             code = await asyncio.to_thread(proc.stop)
             if code not in (0, None):
                 out.crashes.append(f"{proc.name} exited with {code} on SIGTERM:\n    {tail(proc.log_path)}")
+        await final_sweep([p for p in procs if p.kind == "farm"], out)
         for f in out.finished.values():
             if f.state == "done" and f.folder is not None:
                 planned = next(p for p in plan if p.key == f.key)
@@ -341,6 +343,23 @@ async def chaos_phase(args: argparse.Namespace, media: Media, work: Path, rng: r
         await client.close()
         local.close()
         redis.stop()
+
+
+async def final_sweep(nodes: list[Proc], out: ChaosOutcome, timeout: float = 120.0) -> None:
+    """Start the farm nodes once more and stop them after their orphan sweep at join (farm/orphans.py), as a
+    studio's nodes would sweep a few minutes later: what a sweep removed (now or during the chaos) counts as cleaned
+    up; what is left under a previews/ root is counted as published twice."""
+    for node in nodes:
+        node.start()
+    await asyncio.gather(*(asyncio.to_thread(node.wait_ready) for node in nodes))
+    deadline = time.monotonic() + timeout
+    while not all(b"farm: orphan sweep:" in node.current_log() for node in nodes) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    for node in nodes:
+        code = await asyncio.to_thread(node.stop)
+        if code not in (0, None):
+            out.crashes.append(f"{node.name} exited with {code} on SIGTERM after its sweep:\n    {tail(node.log_path)}")
+        out.orphans_removed += node.log_path.read_bytes().count(b"removed orphan preview")
 
 
 async def rss_phase(args: argparse.Namespace, media: Media, work: Path, timeout: float) -> RssOutcome:
