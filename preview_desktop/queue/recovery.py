@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.farm_mark import MARK_NAME
 from ..core.job import Job, JobState
 from ..core.layout import STAGING_PREFIX, check_job_id, check_project_id
 from ..errors import InvalidInput, StoreUnavailable, is_disk_full
@@ -120,11 +121,14 @@ def _move_aside(directory: Path) -> Path:
 
 def finished_jobs(previews: Path) -> Iterator[Job]:
     """A succeeded job for each published preview (previews/{projectId}/{jobId}/preview.json), oldest first.
-    Folders and files that do not look like ours are skipped, never changed."""
+    Folders and files that do not look like ours, and farm renders (their `.farm-job.json` mark: the farm's
+    results, never local jobs), are skipped, never changed."""
     jobs: list[Job] = []
     for document_path in sorted(previews.glob("*/*/preview.json")):
         folder = document_path.parent
         if folder.name.startswith(STAGING_PREFIX) or folder.name.startswith("."):
+            continue
+        if (folder / MARK_NAME).exists():  # a farm job rendered here: the farm keeps it, the local store never had it
             continue
         try:
             document = json.loads(document_path.read_text(encoding="utf-8"))

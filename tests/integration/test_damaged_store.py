@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from preview_desktop.core.farm_mark import FarmMark
 from preview_desktop.core.job import JobState
 from preview_desktop.queue.local import LocalStore
 from preview_desktop.queue.recovery import damage
@@ -99,6 +100,9 @@ def damage_db(db: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncated", "truncated to nothing", "header overwritten", "pages overwritten"])
 def test_a_damaged_store_is_set_aside_and_finished_jobs_come_back(copied: tuple[Path, list[str]], how: str) -> None:
     data_dir, ids = copied
+    farm_copy = data_dir / "previews" / "recover" / "20261130-120000-0badf00d"  # a farm render kept on this node
+    shutil.copytree(data_dir / "previews" / "recover" / ids[0], farm_copy)
+    FarmMark(queue="previews", jobId="7", nodeId="box:1:aaaa", localId=farm_copy.name).write(farm_copy)
     previews_before = digests(data_dir / "previews")
     damage_db(data_dir / "queue" / "cache.db", how)
     assert damage(data_dir / "queue") is not None
@@ -109,7 +113,7 @@ def test_a_damaged_store_is_set_aside_and_finished_jobs_come_back(copied: tuple[
     said = [line for line in listed.stderr.splitlines() if "damaged" in line]
     assert len(said) == 1 and "moved aside to queue.damaged-" in said[0] and "put back 2 finished job(s)" in said[0]
     jobs = {job["id"]: job for job in json.loads(listed.stdout)}
-    assert set(jobs) == set(ids)
+    assert set(jobs) == set(ids)  # the farm's render is not made a local job
     for job_id in ids:
         assert jobs[job_id]["state"] == "succeeded"
         assert jobs[job_id]["projectId"] == "recover"
