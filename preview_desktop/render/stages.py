@@ -82,11 +82,7 @@ class Prefetch(Generic[T]):
 
     def stop(self) -> None:
         """Stop the producer and join its thread (it ends at its next emit, or when `produce` returns)."""
-        self._stop.set()
-        while self._thread.is_alive():
-            _drain(self._queue)
-            self._thread.join(POLL)
-        _drain(self._queue)
+        _halt(self._stop, self._thread, self._queue)
 
     @property
     def alive(self) -> bool:
@@ -159,11 +155,7 @@ class Offload(Generic[T]):
         self._raise()
 
     def abort(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            _drain(self._queue)
-            self._thread.join(POLL)
-        _drain(self._queue)
+        _halt(self._stop, self._thread, self._queue)
 
     @property
     def alive(self) -> bool:
@@ -219,6 +211,16 @@ class Background(Generic[T]):
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+def _halt(stop: threading.Event, thread: threading.Thread, items: queue.Queue[Any]) -> None:
+    """Tell a stage's thread to stop and join it, emptying its queue meanwhile (a thread blocked on a full queue
+    sees room, and then the stop)."""
+    stop.set()
+    while thread.is_alive():
+        _drain(items)
+        thread.join(POLL)
+    _drain(items)
 
 
 def _drain(q: queue.Queue[Any]) -> None:
