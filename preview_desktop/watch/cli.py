@@ -50,15 +50,16 @@ def run_watch(args: argparse.Namespace, settings: Settings, jobs: WatchJobs) -> 
 
     async def main() -> None:
         stop = asyncio.Event()
-        if hasattr(signal, "SIGTERM") and sys.platform != "win32":
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        if sys.platform != "win32":  # Ctrl+C too: a launcher that ignores SIGINT leaves Python no handler of its own
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await watcher.start()
         try:
             await stop.wait()
         finally:
             await watcher.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: asyncio.run has cancelled main(), which stopped the watcher
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C on Windows: asyncio.run cancelled main(), which stopped it
         asyncio.run(main())
     print("stopped watching", file=sys.stderr, flush=True)
     return EXIT_OK

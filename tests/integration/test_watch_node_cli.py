@@ -62,12 +62,18 @@ def _read_line(proc: subprocess.Popen[str], want: str, timeout: float = 20) -> s
     raise AssertionError(f"no line with {want!r}; exit {proc.poll()}")
 
 
+def _inherit_ignored_sigint() -> None:
+    """As when started by a launcher that ignores SIGINT (a background job of a script; a test runner's worker
+    seen doing so in CI): Python then installs no KeyboardInterrupt handler, so the watch must handle Ctrl+C itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_the_watch_command_queues_exports_until_ctrl_c(tmp_path: Path) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "preview_desktop", "watch", str(folder), "--settle", "0.3",
                              "--priority", "8", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(), stdin=subprocess.DEVNULL)
+                            env=cli_env(), stdin=subprocess.DEVNULL, preexec_fn=_inherit_ignored_sigint)
     try:
         assert json.loads(_read_line(proc, '"watching"'))["folder"] == str(folder)
         (folder / "Cut v2.otio.part").write_text("{}")
