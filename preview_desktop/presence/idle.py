@@ -123,6 +123,7 @@ class X11IdleClock:
         xss.XScreenSaverAllocInfo.restype = ctypes.POINTER(_XScreenSaverInfo)
         xss.XScreenSaverQueryInfo.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(_XScreenSaverInfo)]
         self._dead = False
+        self._info: ctypes._Pointer[_XScreenSaverInfo] | None = None  # allocated once the extension is known
         self._exit_handler = _IOExitHandler(self._on_io_error)  # kept: Xlib holds only the C pointer
         self._display = x11.XOpenDisplay(display.encode())
         if not self._display:
@@ -144,15 +145,16 @@ class X11IdleClock:
         self._dead = True  # returning instead of exiting; the connection is not used again
 
     def idle_seconds(self) -> float:
-        if self._dead or not self._display:
+        info = self._info
+        if self._dead or not self._display or info is None:
             raise IdleUnavailable(f"the X11 display {self._name!r} went away")
-        if not self._xss.XScreenSaverQueryInfo(self._display, self._root, self._info) or self._dead:
+        if not self._xss.XScreenSaverQueryInfo(self._display, self._root, info) or self._dead:
             self._dead = True
             raise IdleUnavailable(f"the X11 display {self._name!r} does not answer")
-        return float(self._info.contents.idle) / 1000.0
+        return float(info.contents.idle) / 1000.0
 
     def close(self) -> None:
-        if getattr(self, "_info", None):
+        if self._info:
             self._x11.XFree(self._info)
             self._info = None
         if self._display and not self._dead:
