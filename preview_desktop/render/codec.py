@@ -1,8 +1,7 @@
 """PyAV decode and encode: sequential readers that scale in swscale, and the H.264/AAC MP4 writer.
 
-Measured (docs/rendering.md): asking swscale for the small BGR picture straight from the decoder
-(`to_ndarray(width=, height=, interpolation="AREA")`) is the fast path; a full-size conversion then cv2.resize
-costs ~40 % of the throughput. Encoder thread counts are pinned so the bytes do not depend on the machine.
+Measured (docs/rendering.md): scaling straight from the decoder's frame in a libavfilter graph (render/scaler.py)
+is the fast path; a full-size conversion then cv2.resize costs ~40 % of the throughput. Encoder thread counts are pinned so the bytes do not depend on the machine.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import av
 import cv2
 import numpy as np
 
+from .scaler import Scaler
 from .stages import END, Offload, Prefetch
 
 AUDIO_RATE = 48000
@@ -94,6 +94,8 @@ class VideoReader:
             codec.options = {"skip_loop_filter": "all"}
         self.ahead = ahead
         self.convert = convert
+        self._i420: Scaler | None = None  # made on first use: a speed-up converts only the frames it shows
+        self._bgr: Scaler | None = None
         self._prefetch: Prefetch[_Decoded] | None = None
         self._frames: Iterator[_Decoded] | None = None
         self._cur: _Decoded | None = None
@@ -206,13 +208,14 @@ class VideoReader:
         return self._cur
 
     def _to_bgr(self, frame: Any) -> np.ndarray:
-        width, height = self.size
-        return frame.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
+        if self._bgr is None:
+            self._bgr = Scaler(self.size, "bgr")
+        return self._bgr.scale(frame)
 
     def _to_i420(self, frame: Any) -> np.ndarray:
-        width, height = self.size
-        scaled = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-        return scaled.to_ndarray()
+        if self._i420 is None:
+            self._i420 = Scaler(self.size, "i420")
+        return self._i420.scale(frame)
 
     def frame_at(self, t: float) -> np.ndarray:
         """The BGR picture showing at source time `t` (seconds from the media's start). Holds the last frame."""
