@@ -8,6 +8,7 @@ mid-stream (a buffer source cannot follow such a change).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -33,7 +34,7 @@ class Scaler:
         graph = av.filter.Graph()
         graph.threads = 1  # the render's other stages keep the second core busy: threads here only add overhead
         source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
-                                  time_base=frame.time_base or 1)
+                                  time_base=frame.time_base or Fraction(1, 90000))
         scale = graph.add("scale", f"{width}:{height}:flags=area")
         convert = graph.add("format", self.pix_fmt)
         sink = graph.add("buffersink")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bench_render import make_source
+from tests.bench.user_env import user_env
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CASES = os.environ.get("BENCH_CASES", "ab")
@@ -73,7 +74,7 @@ def render(work: Path, data: Path, tl: dict[str, Any], burn_in: dict[str, Any] |
     spec.write_text(json.dumps({"projectId": "bench", "timeline": tl, "output": output}))
     out = work / f"out-{tag}"
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, "DATA_DIR": str(data), "PREVIEW_MEDIA_ROOTS": str(work)}
+    env = user_env(DATA_DIR=str(data), PREVIEW_MEDIA_ROOTS=str(work))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "preview_desktop", "render", str(spec), "--out", str(out),

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.bench.user_env import user_env
+
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -160,8 +162,7 @@ class Job:
         tag = f"{self.source.stem}-{self.count}"
         data_dir = self.work / f"data-{tag}"  # fresh: a cold segment cache and output cache
         out = self.work / f"ours-{tag}"
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PREVIEW_MEDIA_ROOTS": str(self.work),
-               "PYTHONPATH": str(package_root)}
+        env = user_env(DATA_DIR=str(data_dir), PREVIEW_MEDIA_ROOTS=str(self.work), PYTHONPATH=str(package_root))
         return [sys.executable, "-m", "preview_desktop", "render", str(self.spec), "--out", str(out)], env
 
     def baseline(self) -> tuple[list[str], dict[str, str]]:
