@@ -1,7 +1,8 @@
 """PyAV decode and encode: sequential readers that scale in swscale, and the H.264/AAC MP4 writer.
 
 Measured (docs/rendering.md): scaling straight from the decoder's frame in a libavfilter graph (render/scaler.py)
-is the fast path; a full-size conversion then cv2.resize costs ~40 % of the throughput. Encoder thread counts are pinned so the bytes do not depend on the machine.
+is the fast path; a full-size conversion then cv2.resize costs ~40 % of the throughput. Encoder thread counts
+are pinned so the bytes do not depend on the machine.
 """
 
 from __future__ import annotations
