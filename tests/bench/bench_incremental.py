@@ -1,8 +1,9 @@
 """Incremental-render benchmark: whole `preview-desktop render` commands re-rendering after a small edit, against
 the whole command's full render of the same timeline from a fresh DATA_DIR.
 
-Timeline: 10 clips of 6 s (60 s) cut from a generated 1080p30 H.264 + AAC source (bench_render's), rendered at
-the default preview output (640×360 ultrafast + AAC). Each round, per case, in a new empty DATA_DIR:
+Timeline: 10 clips of 6 s (60 s) cut from one of bench_render's 1080p H.264 + AAC sources ("hard": the noisy
+1080p30 clip; "easy": testsrc2 1080p25, cheap to decode), rendered at the default preview output (640×360
+ultrafast + AAC). Each round, per case, in a new empty DATA_DIR:
   full render of the base timeline (cold cache: the denominator), then the edited timeline in the same DATA_DIR
   (the numerator). Both are whole processes (`python -m preview_desktop render SPEC --out DIR --json`), so start-up
   and imports count as a user sees them.
@@ -15,7 +16,8 @@ counts the re-render wrote into preview.json (segments and AAC chunks reused / e
 
 Run on demand (not part of the test suite), from the repository root:
     python -m tests.bench.bench_incremental      # or: pytest tests/bench/bench_incremental.py -s
-Environment: BENCH_ROUNDS (default 3), BENCH_CASES (default "ab"; "abc" adds case c).
+Environment: BENCH_ROUNDS (default 3), BENCH_CASES (default "ab"; "abc" adds case c), BENCH_SOURCES (default
+"hard,easy").
 """
 
 from __future__ import annotations
@@ -34,22 +36,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench.bench_render import make_source
+from tests.bench.bench_render import EASY_FPS, EASY_SECONDS, make_easy, make_source
 from tests.bench.user_env import user_env
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CASES = os.environ.get("BENCH_CASES", "ab")
+SOURCES = [s.strip() for s in os.environ.get("BENCH_SOURCES", "hard,easy").split(",") if s.strip()]
 SOURCE_SECONDS = 20
 CLIPS, CLIP_SECONDS, EDITED = 10, 6.0, 5
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def timeline(source: Path) -> dict[str, Any]:
+def timeline(source: Path, seconds: float, fps: int) -> dict[str, Any]:
     clips = []
     for k in range(CLIPS):
-        start = round((k * 1.37) % (SOURCE_SECONDS - CLIP_SECONDS - 1), 2)
+        start = round((k * 1.37) % (seconds - CLIP_SECONDS - 1), 2)
         clips.append({"source": str(source), "in": start, "out": start + CLIP_SECONDS, "name": f"shot {k + 1}"})
-    return {"fps": 30, "clips": clips}
+    return {"fps": fps, "clips": clips}
 
 
 def slipped(base: dict[str, Any]) -> dict[str, Any]:
@@ -90,10 +93,8 @@ def render(work: Path, data: Path, tl: dict[str, Any], burn_in: dict[str, Any] |
 Change = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def main() -> dict[str, Any]:
-    cache = Path(tempfile.gettempdir()) / "preview-desktop-bench"
-    cache.mkdir(exist_ok=True)
-    source = make_source(cache / f"src_1080p_{SOURCE_SECONDS}s.mp4")
+def measure(source: Path, seconds: float, fps: int) -> dict[str, Any]:
+    """Every case on one source: full render then the edited re-render, a fresh DATA_DIR each round."""
     no_timecode = {"timecode": False, "clipName": False, "label": "DRAFT"}
     every: dict[str, tuple[Change, dict[str, Any] | None]] = {
         "a_slip_default_burn_ins": (slipped, None),
@@ -105,10 +106,10 @@ def main() -> dict[str, Any]:
     keys = ("full", "again", "ratio", "full_cpu", "again_cpu", "cpu_ratio")
     results: dict[str, dict[str, list[float]]] = {name: {key: [] for key in keys} for name in cases}
     counts: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    with tempfile.TemporaryDirectory(dir=source.parent) as tmp:
         work = Path(tmp)
         shutil.copy(source, work / source.name)
-        base = timeline(work / source.name)
+        base = timeline(work / source.name, seconds, fps)
         render(work, work / "warm", base, None, "warm")  # page cache, byte-code cache
         for round_ in range(ROUNDS):
             for name, (change, burn_in) in cases.items():
@@ -120,8 +121,7 @@ def main() -> dict[str, Any]:
                     results[name][key].append(value)
                 counts[name] = document["cache"]
                 shutil.rmtree(data, ignore_errors=True)
-    report: dict[str, Any] = {"rounds": ROUNDS, "cpus": os.cpu_count(), "timeline_seconds": CLIPS * CLIP_SECONDS,
-                              "load_average": [round(v, 1) for v in os.getloadavg()]}
+    report: dict[str, Any] = {}
     for name, values in results.items():
         report[name] = {
             "full_seconds": [round(v, 2) for v in values["full"]],
@@ -134,6 +134,25 @@ def main() -> dict[str, Any]:
             "target": None if name.startswith("c_") else 0.15,
             "cache": counts[name],
         }
+    return report
+
+
+def main() -> dict[str, Any]:
+    cache = Path(tempfile.gettempdir()) / "preview-desktop-bench"
+    cache.mkdir(exist_ok=True)
+    made = {
+        "hard": lambda: (make_source(cache / f"src_1080p_{SOURCE_SECONDS}s.mp4"), SOURCE_SECONDS, 30),
+        "easy": lambda: (make_easy(cache / f"src_easy_1080p{EASY_FPS}_{EASY_SECONDS}s.mp4"), EASY_SECONDS, EASY_FPS),
+    }
+    report: dict[str, Any] = {"rounds": ROUNDS, "cpus": os.cpu_count(), "timeline_seconds": CLIPS * CLIP_SECONDS,
+                              "load_before": [round(v, 1) for v in os.getloadavg()]}
+    for name in SOURCES:
+        source, seconds, fps = made[name]()
+        report[name] = measure(source, seconds, fps)
+        for case, figures in report[name].items():
+            print(f"{name} {case}: median ratio {figures['median_ratio']} (cpu {figures['median_cpu_ratio']})",
+                  file=sys.stderr)
+    report["load_after"] = [round(v, 1) for v in os.getloadavg()]
     print(json.dumps(report, indent=2))
     return report
 
