@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, native
 from .errors import EXIT_INVALID, PreviewError, SettingsError
 from .settings import Settings, load_settings, prepare_data_dir
 
@@ -97,16 +97,8 @@ def _print_error(error: BaseException) -> None:
     print(f"preview-desktop: error: {redact(str(error))}", file=sys.stderr)
 
 
-def _one_blas_thread() -> None:
-    """numpy's OpenBLAS starts a spinning thread per core at import, for matrix maths we never do: ~2 % of a
-    render's CPU (perf). Set before numpy loads; a value the user set wins."""
-    import os
-
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _one_blas_thread()
+    native.tune()  # before numpy loads and any thread starts
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
