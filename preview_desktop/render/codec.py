@@ -252,12 +252,14 @@ class AudioReader:
 
     Decoded frames are kept as they come (views on each frame's two planes, no copy) and copied once, into the
     array `read` returns: concatenating a growing buffer per packet, and `to_ndarray`'s vstack, cost more than
-    the AAC decode itself (docs/incremental.md, "Encoding").
+    the AAC decode itself (docs/incremental.md, "Reading and mixing").
 
-    Opening probes every stream; a 1080p H.264 stream's probe decodes a picture (~30 ms of CPU per clip).
+    Opening probes every stream; a 1080p H.264 stream's probe decodes a picture (20-30 ms of CPU per clip).
     `skip_frame` stops that: it reaches only the probe's own decoders (the audio decoder used here is set up
-    afterwards from the stream's parameters), and audio decoders do not skip frames; the audio stream's
-    parameters and samples are unchanged (tests/integration/render/test_audio_reading.py)."""
+    afterwards from the stream's parameters, which come out the same: MP4/AAC, MOV/PCM, MKV/MP3, MKV/Opus,
+    MPEG-TS/MP2, ADTS, WAV and Ogg checked; tests/integration/render/test_audio_reading.py pins it). One open
+    reader is not reused for the next clip of the same file: a seek flushes the AAC decoder but not its PNS noise
+    generator, so noise-coded bands would decode differently from a fresh open."""
 
     _PROBE_SOUND_ONLY = {"skip_frame": "all"}
 
