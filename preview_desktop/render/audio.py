@@ -101,8 +101,10 @@ class Mixer:
             if reader is None:
                 continue
             samples = self._layer_samples(reader, layer, self.anchors[key], a, b)
-            frames = np.arange(a, b, dtype=np.float64) * (self.fps / AUDIO_RATE)
-            mix[:, a - start: b - start] += samples * _envelope(layer, frames)
+            if layer.fade_in or layer.fade_out:
+                frames = np.arange(a, b, dtype=np.float64) * (self.fps / AUDIO_RATE)
+                samples *= _envelope(layer, frames)
+            mix[:, a - start: b - start] += samples  # no dissolve: a gain of 1 would leave every sample as it is
         np.clip(mix, -1.0, 1.0, out=mix)
         return mix
 
