@@ -117,9 +117,31 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
 
 
 def looks_like_picture(image: np.ndarray, step: int = 8) -> bool:
-    """Not (near) black and not flat: a poster worth showing (judged on every `step`-th pixel each way)."""
-    small = image[::step, ::step]
-    return float(small.mean()) > 12.0 and float(small.std()) > 4.0
+    """Not (near) black and not flat: a poster worth showing (judged on every `step`-th pixel each way).
+
+    Mean > 12 and standard deviation > 4 over every value of the sample, decided on exact integer sums (the sum
+    and the sum of squares: two vectorised OpenCV passes instead of numpy's mean + std). The same decision as
+    the float formula `mean() > 12 and std() > 4`, except for a sample whose variance is exactly 16, which the
+    float formula could put on either side of 4."""
+    import cv2
+
+    small = _sample(image, step)
+    count = small.size
+    total = round(sum(cv2.sumElems(small)))
+    squares = round(cv2.norm(small, cv2.NORM_L2SQR))
+    return total > 12 * count and count * squares - total * total > 16 * count * count
+
+
+def _sample(image: np.ndarray, step: int) -> np.ndarray:
+    """image[::step, ::step] as a contiguous array. A power-of-two step that divides the size is a nearest-
+    neighbour resize (OpenCV picks pixel floor(i * step), exact for such steps): far cheaper than numpy's copy
+    of a strided 3-channel view."""
+    import cv2
+
+    height, width = image.shape[:2]
+    if step > 1 and step & (step - 1) == 0 and height % step == 0 and width % step == 0 and image.ndim == 3:
+        return cv2.resize(image, (width // step, height // step), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(image[::step, ::step])
 
 
 def _vtt_time(seconds: float) -> str:
