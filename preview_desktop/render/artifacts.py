@@ -45,8 +45,9 @@ class Collector:
 
     def offer(self, index: int, image: np.ndarray, has_picture: bool, *, i420: bool = False) -> None:
         """Look at a clean output frame: BGR, or I420 (height * 3/2, width) with `i420`."""
+        small = None
         if index % self.interval == 0:
-            self.thumbs[index // self.interval] = self.thumbnail(image, i420)
+            small = self.thumbs[index // self.interval] = self.thumbnail(image, i420)
         if self.fallback is None:
             self.fallback = self._bgr(image, i420)
         if not has_picture:
@@ -55,7 +56,7 @@ class Collector:
         if not sampled and self._poster_good:
             return
         distance = abs(index - self.target)
-        good = self.good(image, i420)
+        good = self.good(image, i420, small)
         if (good and (not self._poster_good or distance < self._poster_distance)) or (
             not self._poster_good and self.poster is None
         ):
