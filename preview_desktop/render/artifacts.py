@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from .. import __version__
 from ..core.job import iso
 from ..errors import RenderError
 from .plan import Plan
+
+if TYPE_CHECKING:
+    from .compose import Thumbnailer
 
 THUMB_WIDTH = 160
 MAX_THUMBS = 100
@@ -42,6 +45,7 @@ class Collector:
         self._poster_distance = math.inf
         self._poster_good = False
         self.fallback: np.ndarray | None = None  # first frame, when the timeline has no picture at all
+        self._thumbnailer: Thumbnailer | None = None  # its buffers live as long as this render's collector
 
     def offer(self, index: int, image: np.ndarray, has_picture: bool, *, i420: bool = False) -> None:
         """Look at a clean output frame: BGR, or I420 (height * 3/2, width) with `i420`."""
@@ -72,11 +76,13 @@ class Collector:
     def thumbnail(self, image: np.ndarray, i420: bool) -> np.ndarray:
         import cv2
 
-        from . import compose
-
         size = (self.thumb_w, self.thumb_h)
         if i420:
-            return compose.i420_thumbnail(image, self.width, self.height, size)
+            if self._thumbnailer is None:
+                from .compose import Thumbnailer
+
+                self._thumbnailer = Thumbnailer(self.width, self.height, size)
+            return self._thumbnailer(image)
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
     def good(self, image: np.ndarray, i420: bool, thumbnail: np.ndarray | None = None) -> bool:

@@ -5,7 +5,6 @@ Burn-ins are sized from the output height so they stay legible at 640×360 and d
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 
 import cv2
@@ -230,7 +229,7 @@ class _Shrink:
     cheaper: OpenCV has a vector path only for halving, so the frame is halved k >= 2 times on 16 bits. Each
     value is first multiplied by 4**k, so every halving's mean of four is exact (no rounding) and the last level
     holds the sums of 4**k pixels (<= 65280: no overflow); the last step rounds sum / 4**k as INTER_AREA rounds
-    it (to nearest, ties to even). Owns its buffers: one per thread (see _shrinker)."""
+    it (to nearest, ties to even)."""
 
     def __init__(self, width: int, height: int, k: int) -> None:
         self.k = k
@@ -240,7 +239,6 @@ class _Shrink:
         self.small = np.empty((self.levels[-1][1] * 3 // 2, self.levels[-1][0]), dtype=np.uint8)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """The BGR thumbnail of an I420 frame of the size this was made for."""
         np.multiply(image, 1 << (2 * self.k), out=self.wide[0], dtype=np.uint16)
         for i in range(self.k):
             for src, dst in zip(self.planes[i], self.planes[i + 1], strict=True):
@@ -249,36 +247,33 @@ class _Shrink:
         return cv2.cvtColor(self.small, cv2.COLOR_YUV2BGR_I420)
 
 
-_local = threading.local()
+class Thumbnailer:
+    """Small BGR pictures of (width, height) I420 frames: each plane area-averaged down to `size`, then converted
+    (cheap: the colour conversion runs at thumbnail size). Keeps its working buffers between calls (about 1 MB
+    at 640x360), so make one per render and use it from one thread; they go with it."""
 
+    def __init__(self, width: int, height: int, size: tuple[int, int]) -> None:
+        self.width, self.height, self.size = width, height, size
+        tw, th = size
+        k = _halvings(width, tw) if tw % 2 == 0 and th % 2 == 0 else 0
+        self._shrink = _Shrink(width, height, k) if k and _halvings(height, th) == k else None
 
-def _shrinker(width: int, height: int, k: int) -> _Shrink:
-    """This thread's _Shrink for a frame size (renders on two threads never share buffers)."""
-    cache: dict[tuple[int, int, int], _Shrink] | None = getattr(_local, "shrinks", None)
-    if cache is None:
-        cache = _local.shrinks = {}
-    shrink = cache.get((width, height, k))
-    if shrink is None:
-        if len(cache) >= 4:
-            cache.clear()
-        shrink = cache[(width, height, k)] = _Shrink(width, height, k)
-    return shrink
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self._shrink is not None:
+            return self._shrink(image)
+        tw, th = self.size
+        if tw % 2 or th % 2:
+            return cv2.resize(i420_to_bgr(image), self.size, interpolation=cv2.INTER_AREA)
+        y, u, v = i420_planes(image, self.width, self.height)
+        small = _join_i420(cv2.resize(y, (tw, th), interpolation=cv2.INTER_AREA),
+                           cv2.resize(u, (tw // 2, th // 2), interpolation=cv2.INTER_AREA),
+                           cv2.resize(v, (tw // 2, th // 2), interpolation=cv2.INTER_AREA))
+        return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
 
 
 def i420_thumbnail(image: np.ndarray, width: int, height: int, size: tuple[int, int]) -> np.ndarray:
-    """A small BGR picture of an I420 frame: each plane area-averaged down, then converted (cheap: the colour
-    conversion runs at thumbnail size)."""
-    tw, th = size
-    if tw % 2 or th % 2:
-        return cv2.resize(i420_to_bgr(image), size, interpolation=cv2.INTER_AREA)
-    k = _halvings(width, tw)
-    if k and _halvings(height, th) == k:
-        return _shrinker(width, height, k)(image)
-    y, u, v = i420_planes(image, width, height)
-    small = _join_i420(cv2.resize(y, (tw, th), interpolation=cv2.INTER_AREA),
-                       cv2.resize(u, (tw // 2, th // 2), interpolation=cv2.INTER_AREA),
-                       cv2.resize(v, (tw // 2, th // 2), interpolation=cv2.INTER_AREA))
-    return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
+    """One thumbnail (see Thumbnailer; a render makes many through one Thumbnailer)."""
+    return Thumbnailer(width, height, size)(image)
 
 
 @lru_cache(maxsize=32)

@@ -76,6 +76,7 @@ def measure(images: list[np.ndarray], steps: dict[str, tuple[Step, Step, bool]])
 def main() -> None:
     images = frames()
     thumbs = [ref_thumbnail(image, 640, 360, (160, 90)) for image in images]
+    thumbnailer = compose.Thumbnailer(640, 360, (160, 90))  # one per render, as artifacts.Collector keeps it
 
     def old_frame(index: int, image: np.ndarray) -> None:
         small = ref_thumbnail(image, 640, 360, (160, 90))
@@ -84,7 +85,7 @@ def main() -> None:
         ref_burn_in_i420(image, 640, 360, tc=compose.timecode(index, 25))
 
     def new_frame(index: int, image: np.ndarray) -> None:
-        small = compose.i420_thumbnail(image, 640, 360, (160, 90))
+        small = thumbnailer(image)
         cv2.imencode(".jpg", small, JPEG)
         looks_like_picture(small, 2)
         compose.burn_in_i420(image, 640, 360, tc=compose.timecode(index, 25))
@@ -93,9 +94,9 @@ def main() -> None:
         "burn-in (burn_in_i420 + timecode)": (
             lambda i, image: ref_burn_in_i420(image, 640, 360, tc=compose.timecode(i, 25)),
             lambda i, image: compose.burn_in_i420(image, 640, 360, tc=compose.timecode(i, 25)), True),
-        "thumbnail (i420_thumbnail)": (
+        "thumbnail (Collector.thumbnail)": (
             lambda i, image: ref_thumbnail(image, 640, 360, (160, 90)),
-            lambda i, image: compose.i420_thumbnail(image, 640, 360, (160, 90)), False),
+            lambda i, image: thumbnailer(image), False),
         "poster test (looks_like_picture, step 2)": (
             lambda i, image: ref_looks_like_picture(thumbs[i], 2),
             lambda i, image: looks_like_picture(thumbs[i], 2), False),

@@ -220,14 +220,14 @@ def test_thumbnail_at_other_sizes(sources: dict[str, Path], width: int, height: 
                               ref_thumbnail(image, width, height, size))
 
 
-def test_thumbnails_on_two_threads_do_not_share_buffers(frames: list[np.ndarray]) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    expected = [ref_thumbnail(image, 640, 360, (160, 90)) for image in frames]
-    with ThreadPoolExecutor(2) as pool:
-        for _ in range(3):
-            got = list(pool.map(lambda image: compose.i420_thumbnail(image, 640, 360, (160, 90)), frames))
-            assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+def test_a_thumbnailer_reused_for_many_frames_keeps_nothing_between_them(frames: list[np.ndarray]) -> None:
+    """One Thumbnailer per render reuses its buffers: each frame's thumbnail is still its own (a new array)."""
+    thumbnailer = compose.Thumbnailer(640, 360, (160, 90))
+    made = [thumbnailer(image) for image in [*frames, *reversed(frames)]]
+    expected = [ref_thumbnail(image, 640, 360, (160, 90)) for image in [*frames, *reversed(frames)]]
+    assert all(np.array_equal(a, b) for a, b in zip(made, expected, strict=True))
+    assert len({id(image) for image in made}) == len(made)
+    assert not np.shares_memory(made[0], made[1])
 
 
 def test_poster_test_decides_as_the_float_formula(frames: list[np.ndarray]) -> None:
