@@ -81,25 +81,27 @@ def _scale(height: int) -> tuple[float, int]:
     return scale, max(1, round(height / 360))
 
 
-def _box(width: int, height: int, text: str, org: tuple[int, int], scale: float,
-         thick: int) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of the darkened box behind a burn-in text, clipped to the image."""
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
+TextSize = tuple[tuple[int, int], int]  # cv2.getTextSize: ((width, height), baseline)
+
+
+def _box(width: int, height: int, org: tuple[int, int], size: TextSize) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the darkened box behind a burn-in text of `size`, clipped to the image. The baseline
+    OpenCV 5 reports varies with the glyphs ("0" and "1" differ), so a box follows the measured text, not its
+    length."""
+    (tw, th), base = size
     x, y = org
     pad = max(2, int(th * 0.35))
     return max(0, x - pad), max(0, y - th - pad), min(width, x + tw + pad), min(height, y + base + pad)
 
 
 def _text_box(image: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int,
-              shift: tuple[int, int] = (0, 0)) -> None:
-    """White text on a darkened box: readable over any picture. `shift` is where `image` sits in the frame
-    (a crop of it, see burn_in_i420); `org` is in frame coordinates."""
-    sx, sy = shift
-    x0, y0, x1, y1 = _box(sx + image.shape[1], sy + image.shape[0], text, org, scale, thick)
+              size: TextSize) -> None:
+    """White text on a darkened box: readable over any picture."""
+    x0, y0, x1, y1 = _box(image.shape[1], image.shape[0], org, size)
     if x1 > x0 and y1 > y0:
-        region = image[y0 - sy:y1 - sy, x0 - sx:x1 - sx]
-        region[:] = region // 4
-    cv2.putText(image, text, (org[0] - sx, org[1] - sy), FONT, scale, _TEXT, thick, cv2.LINE_AA)
+        region = image[y0:y1, x0:x1]
+        np.right_shift(region, 2, out=region)  # region // 4, cheaper
+    cv2.putText(image, text, org, FONT, scale, _TEXT, thick, cv2.LINE_AA)
 
 
 def timecode(frame: int, fps: float) -> str:
@@ -111,24 +113,33 @@ def timecode(frame: int, fps: float) -> str:
     return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
 
 
-def _burn_items(width: int, height: int, tc: str | None, clip: str | None,
-                label: str | None) -> list[tuple[str, tuple[int, int], float, int]]:
-    """(text, origin, scale, thickness) of each burn-in: timecode bottom centre, clip top left, label top right."""
+BurnItem = tuple[str, tuple[int, int], float, int, TextSize]
+
+
+def _measure(text: str, scale: float, thick: int) -> TextSize:
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
+    return (tw, th), base
+
+
+def _burn_items(width: int, height: int, tc: str | None, clip: str | None, label: str | None) -> list[BurnItem]:
+    """(text, origin, scale, thickness, text size) of each burn-in: timecode bottom centre, clip top left, label
+    top right. The size is measured once per text (it places the text and sizes its box)."""
     scale, thick = _scale(height)
     margin = max(4, height // 40)
-    items = []
+    items: list[BurnItem] = []
     if tc:
-        (tw, _th), _ = cv2.getTextSize(tc, FONT, scale * 1.1, thick)
-        items.append((tc, ((width - tw) // 2, height - margin - 2), scale * 1.1, thick))
+        size = _measure(tc, scale * 1.1, thick)
+        items.append((tc, ((width - size[0][0]) // 2, height - margin - 2), scale * 1.1, thick, size))
     if clip:
         shown = clip if len(clip) <= 40 else clip[:39] + "…"
         shown = shown.encode("ascii", "replace").decode()
-        (_tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
-        items.append((shown, (margin, margin + th), scale, thick))
+        size = _measure(shown, scale, thick)
+        items.append((shown, (margin, margin + size[0][1]), scale, thick, size))
     if label:
         shown = label.encode("ascii", "replace").decode()
-        (tw, th), _ = cv2.getTextSize(shown, FONT, scale, thick)
-        items.append((shown, (width - tw - margin, margin + th), scale, thick))
+        size = _measure(shown, scale, thick)
+        (tw, th), _ = size
+        items.append((shown, (width - tw - margin, margin + th), scale, thick, size))
     return items
 
 
@@ -137,8 +148,8 @@ def burn_in(
 ) -> np.ndarray:
     """Timecode bottom centre, clip name top left, label top right. Draws in place and returns the image."""
     height, width = image.shape[:2]
-    for text, org, scale, thick in _burn_items(width, height, tc, clip, label):
-        _text_box(image, text, org, scale, thick)
+    for text, org, scale, thick, size in _burn_items(width, height, tc, clip, label):
+        _text_box(image, text, org, scale, thick, size)
     return image
 
 
@@ -153,8 +164,27 @@ def i420_planes(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray,
 
 
 def _join_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One I420 array of three planes (copied into one buffer, no intermediate flat copies)."""
     height, width = y.shape
-    return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(height * 3 // 2, width)
+    out = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    oy, ou, ov = i420_planes(out, width, height)
+    oy[:], ou[:], ov[:] = y, u, v
+    return out
+
+
+@lru_cache(maxsize=64)
+def _i420_box(width: int, height: int, org: tuple[int, int], size: TextSize,
+              ) -> tuple[int, int, int, int, tuple[int, int, int, int], tuple[int, int]] | None:
+    """Where a burn-in goes on an I420 frame (a pure function of the text's measured size, so cached): the box
+    widened to even pixels (x0, y0, x1, y1), the darkened box and the text origin relative to it; None when the
+    box is empty."""
+    bx0, by0, bx1, by1 = _box(width, height, org, size)
+    x0, y0 = bx0 & ~1, by0 & ~1
+    x1, y1 = min(width, (bx1 + 1) & ~1), min(height, (by1 + 1) & ~1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    dark = (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
+    return x0, y0, x1, y1, dark, (org[0] - x0, org[1] - y0)
 
 
 def burn_in_i420(
@@ -164,18 +194,20 @@ def burn_in_i420(
     """`burn_in` on an I420 frame, in place: each text box (widened to even pixels) goes to BGR, is drawn exactly
     as `burn_in` draws it, and comes back; every pixel outside the boxes stays as decoded."""
     y, u, v = i420_planes(image, width, height)
-    for text, org, scale, thick in _burn_items(width, height, tc, clip, label):
-        x0, y0, x1, y1 = _box(width, height, text, org, scale, thick)
-        x0, y0 = x0 & ~1, y0 & ~1
-        x1, y1 = min(width, (x1 + 1) & ~1), min(height, (y1 + 1) & ~1)
-        if x1 <= x0 or y1 <= y0:
+    for text, org, scale, thick, size in _burn_items(width, height, tc, clip, label):
+        where = _i420_box(width, height, org, size)
+        if where is None:
             continue
+        x0, y0, x1, y1, (dx0, dy0, dx1, dy1), at = where
         box = (slice(y0, y1), slice(x0, x1))
         half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
-        bgr = cv2.cvtColor(_join_i420(y[box], u[half], v[half]), cv2.COLOR_YUV2BGR_I420)
-        _text_box(bgr, text, org, scale, thick, shift=(x0, y0))
-        by, bu, bv = i420_planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), x1 - x0, y1 - y0)
-        y[box], u[half], v[half] = by, bu, bv
+        crop = _join_i420(y[box], u[half], v[half])
+        bgr = cv2.cvtColor(crop, cv2.COLOR_YUV2BGR_I420)
+        region = bgr[dy0:dy1, dx0:dx1]
+        np.right_shift(region, 2, out=region)  # // 4, as burn_in
+        cv2.putText(bgr, text, at, FONT, scale, _TEXT, thick, cv2.LINE_AA)
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=crop)
+        y[box], u[half], v[half] = i420_planes(crop, x1 - x0, y1 - y0)
     return image
 
 
@@ -183,17 +215,65 @@ def i420_to_bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)
 
 
+def _halvings(src: int, dst: int) -> int:
+    """k when src == dst * 2**k with 2 <= k <= 4, else 0. A single halving is OpenCV's vector path already (and
+    rounds ties up, not to even); past 4, 16-bit sums of 4**k pixels could overflow."""
+    for k in range(2, 5):
+        if src == dst << k:
+            return k
+    return 0
+
+
+class _Shrink:
+    """INTER_AREA by 2**k of the three planes of an I420 frame, bit-identical to cv2.resize(..., INTER_AREA) and
+    cheaper: OpenCV has a vector path only for halving, so the frame is halved k >= 2 times on 16 bits. Each
+    value is first multiplied by 4**k, so every halving's mean of four is exact (no rounding) and the last level
+    holds the sums of 4**k pixels (<= 65280: no overflow); the last step rounds sum / 4**k as INTER_AREA rounds
+    it (to nearest, ties to even)."""
+
+    def __init__(self, width: int, height: int, k: int) -> None:
+        self.k = k
+        self.levels = [(width >> i, height >> i) for i in range(k + 1)]
+        self.wide = [np.empty((h * 3 // 2, w), dtype=np.uint16) for w, h in self.levels]
+        self.planes = [i420_planes(buffer, w, h) for buffer, (w, h) in zip(self.wide, self.levels, strict=True)]
+        self.small = np.empty((self.levels[-1][1] * 3 // 2, self.levels[-1][0]), dtype=np.uint8)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        np.multiply(image, 1 << (2 * self.k), out=self.wide[0], dtype=np.uint16)
+        for i in range(self.k):
+            for src, dst in zip(self.planes[i], self.planes[i + 1], strict=True):
+                cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_AREA)
+        cv2.convertScaleAbs(self.wide[-1], dst=self.small, alpha=1.0 / (1 << (2 * self.k)))
+        return cv2.cvtColor(self.small, cv2.COLOR_YUV2BGR_I420)
+
+
+class Thumbnailer:
+    """Small BGR pictures of (width, height) I420 frames: each plane area-averaged down to `size`, then converted
+    (cheap: the colour conversion runs at thumbnail size). Keeps its working buffers between calls (about 1 MB
+    at 640x360), so make one per render and use it from one thread; they go with it."""
+
+    def __init__(self, width: int, height: int, size: tuple[int, int]) -> None:
+        self.width, self.height, self.size = width, height, size
+        tw, th = size
+        k = _halvings(width, tw) if tw % 2 == 0 and th % 2 == 0 else 0
+        self._shrink = _Shrink(width, height, k) if k and _halvings(height, th) == k else None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self._shrink is not None:
+            return self._shrink(image)
+        tw, th = self.size
+        if tw % 2 or th % 2:
+            return cv2.resize(i420_to_bgr(image), self.size, interpolation=cv2.INTER_AREA)
+        y, u, v = i420_planes(image, self.width, self.height)
+        small = _join_i420(cv2.resize(y, (tw, th), interpolation=cv2.INTER_AREA),
+                           cv2.resize(u, (tw // 2, th // 2), interpolation=cv2.INTER_AREA),
+                           cv2.resize(v, (tw // 2, th // 2), interpolation=cv2.INTER_AREA))
+        return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
+
+
 def i420_thumbnail(image: np.ndarray, width: int, height: int, size: tuple[int, int]) -> np.ndarray:
-    """A small BGR picture of an I420 frame: each plane area-averaged down, then converted (cheap: the colour
-    conversion runs at thumbnail size)."""
-    tw, th = size
-    if tw % 2 or th % 2:
-        return cv2.resize(i420_to_bgr(image), size, interpolation=cv2.INTER_AREA)
-    y, u, v = i420_planes(image, width, height)
-    small = _join_i420(cv2.resize(y, (tw, th), interpolation=cv2.INTER_AREA),
-                       cv2.resize(u, (tw // 2, th // 2), interpolation=cv2.INTER_AREA),
-                       cv2.resize(v, (tw // 2, th // 2), interpolation=cv2.INTER_AREA))
-    return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
+    """One thumbnail (see Thumbnailer; a render makes many through one Thumbnailer)."""
+    return Thumbnailer(width, height, size)(image)
 
 
 @lru_cache(maxsize=32)

@@ -38,11 +38,6 @@ class Frame:
     def bgr(self, width: int, height: int) -> np.ndarray:
         return compose.i420_to_bgr(self.image) if self.i420 else self.image
 
-    def thumbnail(self, width: int, height: int, size: tuple[int, int]) -> np.ndarray:
-        if self.i420:
-            return compose.i420_thumbnail(self.image, width, height, size)
-        return cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
-
 
 class Pictures:
     """Turns (layer, output frame) into a full-size BGR canvas (or I420 picture); owns the open readers.
