@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .codec import AUDIO_RATE, AudioReader, Unreadable
+from .audio_reader import AudioReader
+from .codec import AUDIO_RATE, Unreadable
 from .plan import Layer
 
 ProblemFn = Callable[[Layer, str], None]

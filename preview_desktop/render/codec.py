@@ -1,4 +1,5 @@
-"""PyAV decode and encode: sequential readers that scale in swscale, and the H.264/AAC MP4 writer.
+"""PyAV video decode and encode: a sequential reader that scales (render/scaler.py), and the H.264/AAC MP4
+writer. Audio decoding is render/audio_reader.py.
 
 Measured (docs/rendering.md): scaling straight from the decoder's frame in a libavfilter graph (render/scaler.py)
 is the fast path; a full-size conversion then cv2.resize costs ~40 % of the throughput. Encoder thread counts
@@ -46,7 +47,7 @@ class Unreadable(Exception):
     """The media opened but gave no usable picture or sound: the caller turns this into a slate or error."""
 
 
-def _reason(exc: BaseException) -> str:
+def ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's own words without errno noise ("Invalid data found when processing input")."""
     text = str(getattr(exc, "strerror", None) or exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
@@ -85,7 +86,7 @@ class VideoReader:
             self.container: Any = av.open(str(path), metadata_errors="ignore")
             self.stream = self.container.streams.video[0]
         except (av.FFmpegError, OSError, IndexError) as exc:
-            raise Unreadable(f"cannot open video ({_reason(exc)})") from None
+            raise Unreadable(f"cannot open video ({ffmpeg_reason(exc)})") from None
         self.stream.thread_type = "AUTO"
         self.stream.codec_context.thread_count = threads or DECODE_THREADS
         codec = self.stream.codec_context
@@ -123,14 +124,14 @@ class VideoReader:
                 except av.FFmpegError as exc:
                     bad += 1
                     if bad > _MAX_BAD_PACKETS:
-                        self.problem = f"undecodable video data ({_reason(exc)})"
+                        self.problem = f"undecodable video data ({ffmpeg_reason(exc)})"
                         return
                     continue
                 for frame in frames:
                     bad = 0
                     yield frame
         except av.FFmpegError as exc:  # demuxer: truncated or damaged container
-            self.problem = f"damaged or truncated file ({_reason(exc)})"
+            self.problem = f"damaged or truncated file ({ffmpeg_reason(exc)})"
 
     def _items(self) -> Iterator[_Decoded]:
         """Decoded frames with their times (and, with `convert`, their converted picture)."""
@@ -246,130 +247,6 @@ class VideoReader:
         """True when `t` lies past the last frame the file gave (we are holding that frame)."""
         rate = float(self.stream.average_rate or 25)
         return self._eof and t + self.start_time > self._cur_t + max(0.1, 2.5 / rate)
-
-
-class AudioReader:
-    """Stereo float32 48 kHz samples of one file at requested media times, read forward.
-
-    Decoded frames are kept as they come (views on each frame's two planes, no copy) and copied once, into the
-    array `read` returns: concatenating a growing buffer per packet, and `to_ndarray`'s vstack, cost more than
-    the AAC decode itself (docs/incremental.md, "Reading and mixing").
-
-    Opening probes every stream; a 1080p H.264 stream's probe decodes a picture (20-30 ms of CPU per clip).
-    `skip_frame` stops that: it reaches only the probe's own decoders (the audio decoder used here is set up
-    afterwards from the stream's parameters, which come out the same: MP4/AAC, MOV/PCM, MKV/MP3, MKV/Opus,
-    MPEG-TS/MP2, ADTS, WAV and Ogg checked; tests/integration/render/test_audio_reading.py pins it). One open
-    reader is not reused for the next clip of the same file: a seek flushes the AAC decoder but not its PNS noise
-    generator, so noise-coded bands would decode differently from a fresh open."""
-
-    _PROBE_SOUND_ONLY = {"skip_frame": "all"}
-
-    def __init__(self, path: Path, start_time: float):
-        self.path = path
-        self.start_time = start_time
-        self.problem: str | None = None
-        try:
-            self.container: Any = av.open(str(path), metadata_errors="ignore", options=self._PROBE_SOUND_ONLY)
-            self.stream = self.container.streams.audio[0]
-        except (av.FFmpegError, OSError, IndexError) as exc:
-            raise Unreadable(f"cannot open audio ({_reason(exc)})") from None
-        self._restart(0)
-
-    def close(self) -> None:
-        self.container.close()
-
-    def _restart(self, position: int) -> None:
-        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-        self._blocks: list[tuple[np.ndarray, np.ndarray]] = []  # (left, right) planes, in order
-        self._buf_len = 0  # samples held in _blocks
-        self._buf_start: int | None = None
-        self._eof = False
-        if position > AUDIO_RATE:
-            seconds = position / AUDIO_RATE + self.start_time - 0.2
-            try:
-                base = float(self.stream.time_base or Fraction(1, 90000))
-                self.container.seek(int(seconds / base), stream=self.stream, backward=True)
-            except av.FFmpegError:
-                self.container.seek(0)
-        else:
-            self.container.seek(0)
-        self._packets = self.container.demux(self.stream)
-
-    def _fill(self) -> bool:
-        """Decode one packet's worth into the buffer; False at the end of the stream."""
-        try:
-            packet = next(self._packets, None)
-        except av.FFmpegError as exc:
-            self.problem = f"damaged or truncated audio ({_reason(exc)})"
-            packet = None
-        if packet is None:
-            self._eof = True
-            frames = self._resampler.resample(None)
-        else:
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
-                return True  # one bad packet: skip it, keep the timeline's sync by the next pts
-            frames = [out for frame in decoded for out in self._resampler.resample(frame)]  # as is, when fltp
-        for frame in frames:
-            count = frame.samples
-            if frame.format.name == "fltp" and frame.layout.nb_channels == 2:
-                left, right = frame.planes
-                block = (np.frombuffer(memoryview(left), np.float32, count),
-                         np.frombuffer(memoryview(right), np.float32, count))
-            else:  # not what the resampler was asked for: convert as to_ndarray would
-                data = frame.to_ndarray().astype(np.float32, copy=False).reshape(2, -1)
-                block, count = (data[0], data[1]), data.shape[1]
-            if self._buf_start is None:
-                t = frame.time if frame.time is not None else self.start_time
-                self._buf_start = round((float(t) - self.start_time) * AUDIO_RATE)
-            if count:
-                self._blocks.append(block)
-                self._buf_len += count
-        return not self._eof
-
-    def read(self, position: int, count: int) -> np.ndarray:
-        """`count` samples from media sample `position` (48 kHz, 0 = the media's start); zeros past the end."""
-        out = np.zeros((2, count), dtype=np.float32)
-        if count <= 0:
-            return out
-        start = self._buf_start
-        behind = start is not None and position < start
-        far = position > (start + self._buf_len if start is not None else 0) + 2 * AUDIO_RATE
-        if behind or far:
-            self._restart(position)
-        while not self._eof and (self._buf_start is None or self._buf_start + self._buf_len < position + count):
-            self._fill()
-        if self._buf_start is None:
-            return out
-        offset = position - self._buf_start
-        at = 0  # buffer index of the current block's first sample
-        for left, right in self._blocks:
-            size = left.shape[0]
-            a, b = max(at, offset), min(at + size, offset + count)
-            if b > a:
-                out[0, a - offset: b - offset] = left[a - at: b - at]
-                out[1, a - offset: b - offset] = right[a - at: b - at]
-            at += size
-            if at >= offset + count:
-                break
-        if offset > 0:  # drop what is behind us: memory stays bounded on long clips
-            self._drop(min(offset, self._buf_len))
-        return out
-
-    def _drop(self, keep: int) -> None:
-        """Forget the buffer's first `keep` samples."""
-        self._buf_start = (self._buf_start or 0) + keep
-        self._buf_len -= keep
-        blocks = self._blocks
-        gone = 0
-        while gone < len(blocks) and blocks[gone][0].shape[0] <= keep:
-            keep -= blocks[gone][0].shape[0]
-            gone += 1
-        del blocks[:gone]
-        if keep:
-            left, right = blocks[0]
-            blocks[0] = (left[keep:], right[keep:])
 
 
 class Encoder:

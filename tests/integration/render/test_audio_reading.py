@@ -14,7 +14,8 @@ import pytest
 
 from preview_desktop.render.audio import Mixer, _envelope
 from preview_desktop.render.audio_cache import FEED
-from preview_desktop.render.codec import AUDIO_RATE, AudioReader
+from preview_desktop.render.audio_reader import AudioReader
+from preview_desktop.render.codec import AUDIO_RATE
 from preview_desktop.render.plan import Layer, Source
 
 SECONDS = 5
