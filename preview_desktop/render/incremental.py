@@ -129,7 +129,7 @@ class IncrementalRender:
             if hit is not None:
                 meta = hit[1]
                 parts.append(path)
-                metas.append(meta)
+                metas.append(self._sampled(segment, meta))
                 for message in meta.warnings:
                     self.plan.warn(message)
                 self.counts["segmentsReused"] += 1
@@ -139,9 +139,18 @@ class IncrementalRender:
             meta = self.render_segment(segment, path)
             self.store.put_video(segment.key, path, meta)
             parts.append(path)
-            metas.append(meta)
+            metas.append(self._sampled(segment, meta))
             self.counts["segmentsRendered"] += 1
         return parts, metas
+
+    def _sampled(self, segment: Segment, meta: SegmentMeta) -> SegmentMeta:
+        """The meta with only the thumbnails this preview's sprite uses (the store keeps every frame's): a render
+        must not hold a JPEG per frame until the join — ~5 KB a frame, 75 MB for a 10-minute preview."""
+        interval = self.collector.interval
+        thumbs = [b""] * len(meta.thumbs)
+        for offset in range(-segment.start % interval, len(meta.thumbs), interval):
+            thumbs[offset] = meta.thumbs[offset]
+        return SegmentMeta(meta.frames, thumbs, meta.picture, meta.good, meta.warnings)
 
     def render_segment(self, segment: Segment, path: Path) -> SegmentMeta:
         """Encode one segment into `path` (segments must come in increasing order: the composer reads forward);

@@ -165,6 +165,38 @@ def test_ripple_trim(renderer: Renderer) -> None:
     assert cache["segmentsRendered"] == 1  # the trimmed clip's last piece
 
 
+def test_ripple_keeps_the_sprite_and_holds_only_its_thumbnails(renderer: Renderer, settings: Settings,
+                                                                media: Path) -> None:
+    """After a ripple every reused segment sits elsewhere, so other frames of it land on the sprite's whole
+    seconds: the sprite still equals a single pass's, and the render held one thumbnail per sprite cell, not one
+    per frame (a long preview would otherwise hold a JPEG for every frame until the join)."""
+    import cv2
+
+    from preview_desktop.render.incremental import IncrementalRender
+    from preview_desktop.render.segment_cache import store_for
+
+    edited = edit(lambda clips: clips[0].update(out=2.14))  # 9 frames shorter: not a multiple of the interval
+    renderer(BASE)
+    _doc, out = renderer(edited)
+    _full, full_out = renderer(edited, cache=False)
+    ours, theirs = (cv2.imread(str(folder / "thumbs.jpg")) for folder in (out, full_out))
+    assert ours.shape == theirs.shape
+    assert cv2.PSNR(ours, theirs) >= 35.0  # two JPEG generations of the same thumbnails
+
+    spec = spec_for(edited, mediaSearchPaths=[str(media)])
+    plan = build_plan(spec, settings)[0]
+    work = media / "held"
+    work.mkdir()
+    with store_for(settings) as store:
+        render = IncrementalRender(plan, spec, media / "unused", store, check=lambda: None,
+                                   progress=lambda done, total: None)
+        _parts, metas = render._video(plan_segments(plan, spec, render.identities), work)
+        render._close_composer()
+    held = sum(1 for meta in metas for thumb in meta.thumbs if thumb)
+    assert held == render.collector.count
+    assert sum(meta.frames for meta in metas) == plan.frames
+
+
 def _otio_with_dissolve(folder: Path, name: str, at: int) -> str:
     """Four 2.8 s clips (a, b, c, d) with a 0.4 s dissolve at cut `at` (1, 2 or 3)."""
     import opentimelineio as otio
