@@ -22,7 +22,9 @@ from .scaler import Scaler
 from .stages import END, Offload, Prefetch
 
 AUDIO_RATE = 48000
-DECODE_THREADS = 3  # frame threads: 3 beat 2 by ~13 % on 2 cores (decoding overlaps our scaling and encoding)
+# frame threads per open video. 2 beat 3 on 2 cores once scaling moved into a filter graph (docs/rendering.md):
+# noisy 1080p source CPU -14 %, wall -9 %, peak RSS -8 MB (each frame thread holds pictures of its own)
+DECODE_THREADS = 2
 SKIP_DEBLOCK_AT = 2  # skip the H.264 loop filter when the picture shrinks at least this much in both directions
 ENCODE_THREADS = 1  # pinned, never from PREVIEW_RENDER_THREADS: x264's bytes (and avcC) depend on it
 VIDEO_CRF = "23"
