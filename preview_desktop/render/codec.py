@@ -32,6 +32,7 @@ AUDIO_BIT_RATE = 128000
 _TOLERANCE = 1e-3  # seconds: float noise when a source frame falls exactly on an output frame
 _SEEK_AHEAD = 3.0  # seconds: further than this ahead, seeking beats decoding through
 _MAX_BAD_PACKETS = 25
+_PREROLL_FRAMES = 8  # frames decoded normally before a seek's target: more than a decoder has in flight
 
 
 def decode_threads(limit: int | None) -> int:
@@ -107,6 +108,12 @@ class VideoReader:
         self._next: _Decoded | None = None
         self._eof = False
         self.decoded = 0
+        rate = float(self.stream.average_rate or 25)
+        self._margin = max(0.5, _PREROLL_FRAMES / rate)  # seconds of normal decoding before a seek's target
+        self._preroll_until: float | None = None  # after a seek: frames before this are only decoded past
+        self._skipping = False  # non-reference frames skipped (inside a pre-roll)
+        container = self.container
+        self._end = (container.start_time or 0) / 1e6 + container.duration / 1e6 if container.duration else None
 
     def close(self) -> None:
         self._stop_ahead()
@@ -119,8 +126,12 @@ class VideoReader:
 
     def _decode(self) -> Iterator[Any]:
         bad = 0
+        first = True
         try:
             for packet in self.container.demux(self.stream):
+                if first:
+                    first = False
+                    self._skip_nonref_from(packet)
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
@@ -135,21 +146,57 @@ class VideoReader:
         except av.FFmpegError as exc:  # demuxer: truncated or damaged container
             self.problem = f"damaged or truncated file ({ffmpeg_reason(exc)})"
 
+    def _skip_nonref_from(self, packet: Any) -> None:
+        """After a seek the decoder starts at a keyframe, often seconds before the wanted frame (the pre-roll).
+        Frames nothing refers to need not be decoded there: skip them (~half of an x264 stream with B-frames),
+        but only when that keyframe is well before the pre-roll's end, so every frame in flight when decoding
+        returns to normal is still one the pre-roll throws away."""
+        until = self._preroll_until
+        if until is None or packet.pts is None or not packet.is_keyframe or packet.time_base is None:
+            return
+        keyframe = float(packet.pts * packet.time_base)
+        if until - keyframe > self._margin and self._end is not None and until + self._margin < self._end:
+            self.stream.codec_context.skip_frame = "NONREF"
+            self._skipping = True
+
     def _items(self) -> Iterator[_Decoded]:
-        """Decoded frames with their times (and, with `convert`, their converted picture)."""
+        """Decoded frames with their times (and, with `convert`, their converted picture). Pre-roll frames (before
+        `_preroll_until`) are passed over unconverted; only the last of them is given, in case it is the one
+        showing (a file that ends inside the pre-roll)."""
         last = 0.0
         step = 1.0 / float(self.stream.average_rate or 25)
+        held: tuple[Any, float] | None = None
         for frame in self._decode():
             t = frame.time
             last = float(t) if t is not None else last + step
-            item = _Decoded(frame, last)
-            if self.convert == "i420":
-                item.i420 = self._to_i420(frame)
-            elif self.convert == "bgr":
-                item.bgr = self._to_bgr(frame)
-            if self.convert is not None:
-                item.frame = None  # back to the decoder's pool: queued frames cost a small picture each
-            yield item
+            until = self._preroll_until
+            if until is not None:
+                if last < until:
+                    held = (frame, last)
+                    continue
+                self._end_preroll()
+                if held is not None:
+                    yield self._item(*held)
+                    held = None
+            yield self._item(frame, last)
+        if held is not None:
+            yield self._item(*held)
+
+    def _end_preroll(self) -> None:
+        self._preroll_until = None
+        if self._skipping:
+            self.stream.codec_context.skip_frame = "DEFAULT"
+            self._skipping = False
+
+    def _item(self, frame: Any, t: float) -> _Decoded:
+        item = _Decoded(frame, t)
+        if self.convert == "i420":
+            item.i420 = self._to_i420(frame)
+        elif self.convert == "bgr":
+            item.bgr = self._to_bgr(frame)
+        if self.convert is not None:
+            item.frame = None  # back to the decoder's pool: queued frames cost a small picture each
+        return item
 
     def _produce(self, emit: Any) -> None:
         for item in self._items():
@@ -174,9 +221,11 @@ class VideoReader:
 
     def _seek(self, target: float) -> None:
         self._stop_ahead()
+        self._end_preroll()
         self._cur = self._next = None
         self._eof = False
         self._frames = None
+        self._preroll_until = target - self._margin
         if target > self.start_time + 1.0:
             offset = int((target - 0.05) / float(self.stream.time_base or Fraction(1, 90000)))
             try:
