@@ -97,7 +97,10 @@ def test_a_render_that_fills_the_disk_waits_for_space_then_succeeds(small_data_d
             time.sleep(0.2)
         assert seen_retrying > 0
         assert proc.poll() is None, worker_stderr(proc)
-        assert api_get(data_dir, f"/v1/jobs/{job_id}")["error"].startswith("disk full")  # the API answers
+        # the API answers with the reason while the job waits (a retry that is running has no error yet)
+        waiting = wait_for("the API's retrying job",
+                           lambda: (d := api_get(data_dir, f"/v1/jobs/{job_id}"))["state"] == "retrying" and d, 30)
+        assert waiting["error"].startswith("disk full"), waiting
         with sqlite3.connect(data_dir / "queue" / "cache.db") as check:
             assert check.execute("PRAGMA quick_check").fetchall() == [("ok",)]
 
