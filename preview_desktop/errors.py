@@ -246,6 +246,8 @@ def disk_full_as_typed(folder: Path) -> Iterator[None]:
         if is_disk_full(exc):
             raise disk_full_from(exc, folder, name=str(folder)) from exc
         raise
+
+
 class FarmNodeNotFound(PreviewError):
     """No live node with this id on the farm (it never joined, or stopped heartbeating)."""
 

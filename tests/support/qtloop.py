@@ -11,6 +11,7 @@ round of Qt events qasync's `run_until_complete` processes after its `run_foreve
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -44,3 +45,15 @@ def qloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
 
 def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def settle(loop: asyncio.AbstractEventLoop) -> None:
+    """End a test's use of `loop`: collect its Qt objects now, on the Qt thread (left to the cyclic GC they may be
+    destroyed later from whichever thread allocates), and let every task left on it finish its cancellation (a
+    pending task would be woken later by Qt on a closed loop: the next test's loop shares the Qt application)."""
+    gc.collect()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from preview_desktop.core.layout import Layout
 from preview_desktop.logs import setup_logging
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
-from tests.support.qtloop import run
+from tests.support.qtloop import run, settle
 
 from .harness import REDIS_URL, TOKEN, Api, build_registry, sample_mp4
 
@@ -76,16 +75,7 @@ def make_api(
     for api in apis:
         run(qloop, api.shutdown())
     apis.clear()
-    # Collect this test's Qt objects (thread pools, the loop's notifiers) now, on the Qt thread: left to the
-    # cyclic GC they may be destroyed later from whichever thread allocates, e.g. a fuzzing thread.
-    gc.collect()
-    # Let every task of this loop finish its cancellation before the loop closes: a task left pending would be
-    # woken later by Qt on a closed loop (the next test's loop shares the same Qt application).
-    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    settle(qloop)  # the Qt objects go now, on the Qt thread (not later from e.g. a fuzzing thread)
 
 
 @pytest.fixture

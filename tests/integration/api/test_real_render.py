@@ -5,7 +5,6 @@ judged by decoding it. The other API tests use a fake handler for speed; this on
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.support.media import make_clip
 from tests.support.previews import check_preview
-from tests.support.qtloop import run
+from tests.support.qtloop import run, settle
 
 from .harness import TOKEN, Api
 
@@ -39,12 +38,7 @@ def real_api(qloop: asyncio.AbstractEventLoop, data_dir: Path) -> Iterator[Api]:
     api = Api(Node(settings, qloop, with_farm=False), qloop, settings)
     yield api
     run(qloop, api.shutdown())
-    gc.collect()
-    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    settle(qloop)
 
 
 async def get(http: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.integration.api.harness import TOKEN, Api
 from tests.support.cli import wait_ready
-from tests.support.qtloop import run
+from tests.support.qtloop import run, settle
 from tests.support.redis_server import RedisServer, redis_server, redis_server_with_password  # noqa: F401
 
 from .handlers import RUN_LOG_ENV, register
@@ -166,9 +165,4 @@ def make_api(qloop: asyncio.AbstractEventLoop, run_log: Path,
     yield factory
     for api in apis:
         run(qloop, api.shutdown())
-    gc.collect()  # this test's Qt objects go now, on the Qt thread
-    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    settle(qloop)

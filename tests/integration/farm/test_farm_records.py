@@ -7,7 +7,6 @@ redis-server, a worker process with the real renderer, the window offscreen, ffp
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from preview_desktop.core.submission import WireSource
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
 from tests.support.media import make_clip
-from tests.support.qtloop import run
+from tests.support.qtloop import run, settle
 from tests.support.redis_server import RedisServer
 from tests.ui.conftest import wait_until
 
@@ -85,12 +84,7 @@ def farm_windows(qloop: asyncio.AbstractEventLoop, qtbot: Any) -> Iterator[FarmW
     yield windows
     for _node, _adapter, window in list(windows.open_now):
         windows.close(window)
-    gc.collect()  # this test's Qt objects go now, on the Qt thread
-    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    settle(qloop)
 
 
 def record(window: Any, job_id: str) -> Job:

@@ -5,7 +5,6 @@ heartbeat; "resting" rows and the status bar read what the registry says."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from preview_desktop.core.farm_status import FarmStatus, NodeInfo
 from preview_desktop.node import Node
 from preview_desktop.settings import load_settings
-from tests.support.qtloop import run
+from tests.support.qtloop import run, settle
 from tests.support.redis_server import RedisServer
 from tests.ui.conftest import wait_until
 
@@ -89,12 +88,7 @@ def window_node(qloop: asyncio.AbstractEventLoop, qtbot: Any,
     stop = qloop.create_task(node.stop(grace=1, interrupt=True))
     run(qloop, asyncio.wait([stop], timeout=30))
     adapter.close()
-    gc.collect()
-    pending = [task for task in asyncio.all_tasks(qloop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        qloop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    settle(qloop)
 
 
 @pytest.mark.redis
