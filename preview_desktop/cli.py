@@ -98,7 +98,16 @@ def _print_error(error: BaseException) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The process's entry (console script, `python -m preview_desktop`, the frozen build): the process ends when
+    this returns."""
     native.tune()  # before numpy loads and any thread starts
+    try:
+        return _main(argv)
+    finally:
+        native.skip_exit_collections()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

@@ -5,6 +5,7 @@ Burn-ins are sized from the output height so they stay legible at 640×360 and d
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import cv2
@@ -116,19 +117,31 @@ def timecode(frame: int, fps: float) -> str:
 BurnItem = tuple[str, tuple[int, int], float, int, TextSize]
 
 
+@lru_cache(maxsize=256)
 def _measure(text: str, scale: float, thick: int) -> TextSize:
+    """cv2.getTextSize, remembered: it costs ten times what drawing the text does (OpenCV 5), and a render asks
+    for the same label and clip name every frame."""
     (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
     return (tw, th), base
 
 
+_DIGIT = re.compile(r"\d")
+
+
+def _timecode_size(tc: str, scale: float, thick: int) -> TextSize:
+    """The size of a timecode measured with every digit a "0": one measurement per render, and a box that keeps
+    its place and size from frame to frame (the measured baseline differs between "0" and "1")."""
+    return _measure(_DIGIT.sub("0", tc), scale, thick)
+
+
 def _burn_items(width: int, height: int, tc: str | None, clip: str | None, label: str | None) -> list[BurnItem]:
     """(text, origin, scale, thickness, text size) of each burn-in: timecode bottom centre, clip top left, label
-    top right. The size is measured once per text (it places the text and sizes its box)."""
+    top right. The size places the text and sizes its box."""
     scale, thick = _scale(height)
     margin = max(4, height // 40)
     items: list[BurnItem] = []
     if tc:
-        size = _measure(tc, scale * 1.1, thick)
+        size = _timecode_size(tc, scale * 1.1, thick)
         items.append((tc, ((width - size[0][0]) // 2, height - margin - 2), scale * 1.1, thick, size))
     if clip:
         shown = clip if len(clip) <= 40 else clip[:39] + "…"

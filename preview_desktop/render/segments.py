@@ -163,6 +163,7 @@ def encoder_settings(plan: Plan, spec: JobSpec) -> dict[str, Any]:
         "skipDeblockAt": SKIP_DEBLOCK_AT,  # decoded pixels differ slightly without the loop filter
         "pixels": "i420",  # a full-frame video goes swscale → I420 → x264 with no BGR round trip (pipeline.Frame)
         "scaler": "filter-graph",  # render/scaler.py: the ffmpeg CLI's chroma, not VideoFrame.reformat's
+        "timecodeBox": "zeros",  # compose._timecode_size: measured once, so the box keeps its place
         "strict": spec.output.strict,
     }
 
