@@ -10,7 +10,7 @@ Thumbnails and the poster are taken before burn-ins, as in the single-pass rende
 JPEG of every frame (the sprite needs frames at whole seconds, which move after a ripple) and per-frame flags
 (real picture? good poster?). The poster frame is picked by the same rule as `artifacts.Collector`, then its
 full-size picture comes from the store (PNG, keyed by segment and offset) or is composed again from the sources
-(one frame).
+(one frame, on a thread beside the join).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class IncrementalRender:
         segments = plan_segments(self.plan, self.spec, self.identities)
         work = self.out_dir / ".segments"
         work.mkdir()
+        poster: Background[np.ndarray] | None = None
         try:
             sound = self._start_audio()
             try:
@@ -79,6 +80,7 @@ class IncrementalRender:
                 raise
             finally:
                 self._close_composer()  # the decoders' frame pools go before the join (peak memory)
+            poster = self._start_poster(segments, metas)
             audio = None
             if sound is not None:
                 audio, counts = sound.result()
@@ -88,8 +90,10 @@ class IncrementalRender:
             frames = assemble(self.out_dir / "preview.mp4", parts, audio, rate=self.plan.rate, check=self.check)
             if frames != self.plan.frames:
                 raise RenderError(f"joined video has {frames} frames, the plan {self.plan.frames}")
-            thumbnails = self._artifacts(segments, metas)
+            thumbnails = self._artifacts(segments, metas, poster.result())
         finally:
+            if poster is not None:
+                poster.cancel()  # done already, or a failure came first
             self._close_composer()
             shutil.rmtree(work, ignore_errors=True)
             self.store.cull()
@@ -197,25 +201,33 @@ class IncrementalRender:
         return data.tobytes()
 
     # poster and thumbnails --------------------------------------------------------------------------------
-    def _artifacts(self, segments: list[Segment], metas: list[SegmentMeta]) -> dict[str, Any]:
+    def _start_poster(self, segments: list[Segment], metas: list[SegmentMeta]) -> Background[np.ndarray]:
+        """Pick the poster frame (the rule of `artifacts.Collector`, from the per-frame flags) and get its clean
+        picture on a thread, beside the audio's end and the join. Composing it again from the sources costs a
+        seek and up to a source GOP of decoding, and after a ripple the frame one third in always has to be. It
+        starts once the video's decoders are closed, so it adds nothing to the render's peak memory."""
         collector = self.collector
-        starts = [segment.start for segment in segments]
-
-        def locate(index: int) -> tuple[int, int]:
-            number = bisect.bisect_right(starts, index) - 1
-            return number, index - starts[number]
-
-        for k in range(collector.count):
-            number, offset = locate(k * collector.interval)
-            data = np.frombuffer(metas[number].thumbs[offset], dtype=np.uint8)
-            collector.thumbs[k] = cv2.imdecode(data, cv2.IMREAD_COLOR)
         picture = b"".join(meta.picture for meta in metas)
         good = b"".join(meta.good for meta in metas)
         chosen = choose_poster(picture, good, collector.interval, collector.target)
         index = chosen if chosen is not None else 0
-        number, offset = locate(index)
+        number, offset = _locate([segment.start for segment in segments], index)
         rendered = self.target_image if index == collector.target else None
-        collector.poster = self._clean_frame(segments[number], offset, rendered)
+
+        def work(stopped: Callable[[], None]) -> np.ndarray:
+            stopped()
+            return self._clean_frame(segments[number], offset, rendered)
+
+        return Background(work, name="poster", inline=not self.pipelined)
+
+    def _artifacts(self, segments: list[Segment], metas: list[SegmentMeta], poster: np.ndarray) -> dict[str, Any]:
+        collector = self.collector
+        starts = [segment.start for segment in segments]
+        for k in range(collector.count):
+            number, offset = _locate(starts, k * collector.interval)
+            data = np.frombuffer(metas[number].thumbs[offset], dtype=np.uint8)
+            collector.thumbs[k] = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        collector.poster = poster
         return collector.write(self.out_dir)
 
     def _clean_frame(self, segment: Segment, offset: int, rendered: np.ndarray | None) -> np.ndarray:
@@ -250,6 +262,12 @@ class IncrementalRender:
             ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
             if ok:
                 self.store.put_bytes(key, png.tobytes())
+
+
+def _locate(starts: list[int], index: int) -> tuple[int, int]:
+    """(segment number, offset in it) of output frame `index`, given each segment's first frame."""
+    number = bisect.bisect_right(starts, index) - 1
+    return number, index - starts[number]
 
 
 def _pin(handle: BinaryIO, path: Path) -> bool:

@@ -197,6 +197,53 @@ def test_ripple_keeps_the_sprite_and_holds_only_its_thumbnails(renderer: Rendere
     assert sum(meta.frames for meta in metas) == plan.frames
 
 
+def test_a_rippled_poster_is_composed_beside_the_join(renderer: Renderer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a ripple the frame one third in lies elsewhere in a reused segment, so its clean picture is composed
+    again from the sources (a seek). That runs on a thread of its own once the video's decoders are closed
+    (overlapping the join, adding no memory at the peak), and the poster still equals a single pass's."""
+    from preview_desktop.render import incremental
+
+    seen: list[tuple[str, bool, bool]] = []
+    clean_frame = incremental.IncrementalRender._clean_frame
+
+    def spy(self: incremental.IncrementalRender, segment: Any, offset: int, rendered: Any) -> Any:
+        seen.append((threading.current_thread().name, self.composer is None, rendered is None))
+        return clean_frame(self, segment, offset, rendered)
+
+    monkeypatch.setattr(incremental.IncrementalRender, "_clean_frame", spy)
+    edited = edit(lambda clips: clips[0].update(out=1.5))  # a second shorter: the third-in frame moves
+    renderer(BASE)
+    doc, out = renderer(edited)
+    _full, full_out = renderer(edited, cache=False)
+    assert doc["cache"]["segmentsReused"] > 0
+    assert seen[-1] == ("poster", True, True)  # on its thread, decoders closed, composed (not this render's)
+    assert (out / "poster.jpg").read_bytes() == (full_out / "poster.jpg").read_bytes()
+
+
+def test_a_failed_join_leaves_no_poster_thread(renderer: Renderer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render ends with its poster thread joined, even when the join fails while the poster is composed."""
+    import time
+
+    from preview_desktop.errors import RenderError
+    from preview_desktop.render import incremental
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RenderError("the join failed")
+
+    clean_frame = incremental.IncrementalRender._clean_frame
+
+    def slow(self: incremental.IncrementalRender, *args: Any) -> Any:
+        time.sleep(1.0)  # still composing when the join fails
+        return clean_frame(self, *args)
+
+    renderer(BASE)
+    monkeypatch.setattr(incremental, "assemble", broken)
+    monkeypatch.setattr(incremental.IncrementalRender, "_clean_frame", slow)
+    with pytest.raises(RenderError, match="the join failed"):
+        renderer(edit(lambda clips: clips[0].update(out=1.5)))
+    assert not [thread for thread in threading.enumerate() if thread.name == "poster"]
+
+
 def _otio_with_dissolve(folder: Path, name: str, at: int) -> str:
     """Four 2.8 s clips (a, b, c, d) with a 0.4 s dissolve at cut `at` (1, 2 or 3)."""
     import opentimelineio as otio
