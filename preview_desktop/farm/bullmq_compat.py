@@ -46,6 +46,8 @@ class BullJob(Protocol):
     def attemptsMade(self) -> int: ...
     @property
     def timestamp(self) -> int: ...  # unix ms when it was added
+    @property
+    def priority(self) -> int: ...  # BullMQ's, as the job's hash holds it now (changePriority writes it there)
     def updateProgress(self, progress: dict[str, float]) -> Awaitable[object]: ...
 
 
