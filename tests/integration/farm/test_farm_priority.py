@@ -205,3 +205,30 @@ def test_a_node_taking_the_job_between_the_check_and_the_change_wins(redis_serve
             await client.redis.aclose()
 
     arun(scenario())
+
+
+def test_a_farm_job_delayed_for_a_retry_runs_again_at_its_new_priority(redis_server: RedisServer) -> None:
+    """A record retrying on the farm (its job delayed for backoff) still waits: the change is taken, and the job
+    comes back in its new place when its delay is over (BullMQ reads the priority from the job's hash then)."""
+    from preview_desktop.farm.client import FarmClient
+
+    async def scenario() -> None:
+        client = FarmClient(redis_server.url, QUEUE)
+        try:
+            other = await client.queue.add("render", {"projectId": "other"}, {"priority": bullmq_priority(8)})
+            later = await client.queue.add("render", {"projectId": "retrying"},
+                                           {"priority": bullmq_priority(5), "delay": 60_000})
+            assert await client.queue.getJobState(str(later.id)) == "delayed"
+            assert await client.set_priority(str(later.id), 10) == "changed"
+            assert await client.queue.getJobState(str(later.id)) == "delayed"  # it still waits for its time
+            job = await client.queue.getJob(str(later.id))
+            assert job is not None and int(job.priority) == bullmq_priority(10)
+            await job.promote()  # its backoff is over
+            order = [str(i) for i in await client.redis.zrange(f"bull:{QUEUE}:prioritized", 0, -1)]
+            assert order == [str(later.id), str(other.id)]
+            assert await client.set_priority("no-such-job", 3) == "not-found"
+        finally:
+            await client.close()
+            await client.redis.aclose()
+
+    arun(scenario())
