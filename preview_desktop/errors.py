@@ -173,6 +173,18 @@ class FarmJobNotFound(JobNotFound):
         self.job_id = job_id
 
 
+class FarmJobNotWaiting(IllegalTransition):
+    """A change that only a waiting farm job can take (its priority) came after a node took it, after it ended, or
+    after it left the farm; nothing was changed, here or there."""
+
+    code = "farm_job_not_waiting"
+
+    def __init__(self, job_id: str, farm_id: str, why: str) -> None:
+        super().__init__(f"cannot change the priority of job {job_id}: farm job {farm_id} no longer waits ({why})",
+                         job_id=job_id, farm_id=farm_id)
+        self.job_id, self.farm_id, self.why = job_id, farm_id, why
+
+
 class DiskFull(PreviewError):
     """No space left where we write (ENOSPC, EDQUOT, SQLite's "database or disk is full").
 

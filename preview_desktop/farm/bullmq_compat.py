@@ -46,6 +46,8 @@ class BullJob(Protocol):
     def attemptsMade(self) -> int: ...
     @property
     def timestamp(self) -> int: ...  # unix ms when it was added
+    @property
+    def priority(self) -> int: ...  # BullMQ's, as the job's hash holds it now (changePriority writes it there)
     def updateProgress(self, progress: dict[str, float]) -> Awaitable[object]: ...
 
 
@@ -98,6 +100,44 @@ async def add_job_log(job: BullJob, line: str) -> None:
     """One line in the job's BullMQ log (`Queue.getJobLogs`), where a backend reads why a job waits."""
     bull: Any = job  # Job.log is public in bullmq 3.4.4; kept out of BullJob, which producers' jobs also satisfy
     await bull.log(line)
+
+
+# BullMQ states of a job that still waits for a node: a priority change still decides when it runs
+WAITING_STATES = frozenset({"wait", "waiting", "paused", "prioritized", "delayed"})
+_CHANGE_PRIORITY_KEYS = ["wait", "paused", "meta", "prioritized", "active", "pc", "marker"]
+
+
+async def change_priority_if_waiting(queue: Any, redis: Redis, job_id: str, priority: int, tries: int = 5) -> str:
+    """Give a job a new BullMQ priority only while it waits; returns the state it was found in (changed if that is
+    one of WAITING_STATES, else untouched), or "busy" when its hash changed under every try (never seen: nothing
+    writes the hash of a waiting job).
+
+    Why not `Job.changePriority` alone: its script (changePriority-7.lua, the one Node's BullMQ runs) moves a waiting
+    job to its new place but writes the priority into the job's hash in any state, so on a job a node took a moment
+    earlier it would change only what a later retry gets, and the caller could not tell. So the same script runs in
+    a MULTI under WATCH of the job's hash, after the state is read: a node taking the job (moveToActive writes
+    `processedOn` there), its completion or its removal in between abort the transaction and the state is read
+    again. `Scripts.changePriority` takes no pipeline, so its keys and arguments are repeated from bullmq 3.4.4's
+    scripts.py (bullmq's own add passes `client=pipe` to its scripts the same way)."""
+    from redis.exceptions import WatchError
+
+    scripts = queue.scripts
+    job_key = scripts.toKey(job_id)
+    for _ in range(tries):
+        async with redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(job_key)
+            state = str(await queue.getJobState(job_id))
+            if state not in WAITING_STATES:
+                return state
+            pipe.multi()
+            await scripts.commands["changePriority"](keys=scripts.getKeys(_CHANGE_PRIORITY_KEYS),
+                                                     args=[priority, scripts.keys[""], job_id, 0], client=pipe)
+            try:
+                result = await pipe.execute()
+            except WatchError:
+                continue
+            return state if list(result) == [0] else "unknown"
+    return "busy"
 
 
 class FarmWorker:

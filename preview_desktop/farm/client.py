@@ -19,7 +19,7 @@ from typing import Any
 from ..core.farm_status import FarmStatus
 from ..core.spec import JobSpec
 from ..logs import redact
-from .bullmq_compat import pending_children
+from .bullmq_compat import WAITING_STATES, change_priority_if_waiting, pending_children
 from .connection import FarmConfig, describe_error, make_client
 from .registry import CANCEL_TTL_S, FarmKeys, snapshot
 from .supersede import supersede
@@ -90,6 +90,16 @@ class FarmClient:
         if state == "waiting-children":  # a chunked preview (farm/flows.py): its cancel must reach its chunks
             await self.cancel_children(job_id, reason)
         return "requested"
+
+    async def set_priority(self, job_id: str, spec_priority: int) -> str:
+        """Spec priority 0-10 → the job's BullMQ priority, mapped as `submit` maps it, while the job waits (waiting,
+        prioritized, delayed for a retry). 'changed', or why not: the BullMQ state that kept it ('active',
+        'waiting-children', 'completed', 'failed'), 'not-found', or 'busy'. Atomic: a node cannot take the job
+        between the check and the change (bullmq_compat.change_priority_if_waiting)."""
+        state = await change_priority_if_waiting(self.queue, self.redis, job_id, bullmq_priority(spec_priority))
+        if state in WAITING_STATES:
+            return "changed"
+        return "not-found" if state == "unknown" else state
 
     async def cancel_children(self, job_id: str, reason: str) -> None:
         """Cancel the chunks a preview still waits for (each removed if it waits, told to stop if it runs).

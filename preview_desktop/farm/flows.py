@@ -200,7 +200,8 @@ class FarmFlows:
             "backoff": job.opts.get("backoff") or {"type": "exponential", "delay": self._config.default_backoff_ms},
             "removeOnComplete": {"count": self._config.keep_completed},
             "removeOnFail": {"count": self._config.keep_failed},
-            **({"priority": job.opts["priority"]} if job.opts.get("priority") else {}),
+            # the priority now, not the producer's option: a waiting record's priority may have changed since
+            **({"priority": priority} if (priority := job.priority or job.opts.get("priority")) else {}),
             **parent_option(self._keys.prefix, self._keys.queue, parent),
         }
         for chunk in chunks:

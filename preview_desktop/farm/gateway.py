@@ -64,6 +64,12 @@ class FarmGateway:
         log.info("farm job %s: cancel %s", job_id, result)
         return result
 
+    async def set_priority(self, job_id: str, priority: int) -> str:
+        """'changed' while the job waits on the farm, else why not (FarmClient.set_priority)."""
+        result = await self._redis("priority", self._seat.client.set_priority(job_id, priority))
+        log.info("farm job %s: priority %d %s", job_id, priority, "set" if result == "changed" else f"kept ({result})")
+        return result
+
     async def waiting(self) -> int:
         """Jobs waiting on the farm now (waiting, prioritized and delayed for a retry): PREVIEW_QUEUE_MAX counts
         them."""

@@ -390,8 +390,7 @@ class LocalStore:
         with self._transact():
             meta = self._meta()
             job = self._load(job_id)
-            rules.set_priority(job, priority, now)
-            if job.state is JobState.QUEUED:
+            if rules.set_priority(job, priority, now):
                 self._enqueue(meta, job)  # the old entry becomes stale
             self._save(meta, job, job.state)
             self._cache.set(META, meta)

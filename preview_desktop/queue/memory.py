@@ -340,8 +340,7 @@ class MemoryStore:
         now = self._clock()
         with self._op():
             job = self._load(job_id)
-            rules.set_priority(job, priority, now)
-            if job.state is JobState.QUEUED:
+            if rules.set_priority(job, priority, now):
                 self._enqueue(job)  # the old entry becomes stale
             self._save(job, job.state)
         return job

@@ -287,13 +287,16 @@ def mirror(job: Job, update: FarmUpdate, now: float) -> bool:
     return adopted
 
 
-def set_priority(job: Job, priority: int, now: float) -> None:
+def set_priority(job: Job, priority: int, now: float) -> bool:
+    """True when the job must move in the local queue: a queued local job. A farm record has no entry there (the
+    farm orders it: JobService.set_priority changes the farm job first), and must not get one."""
     if job.state.finished:
         raise IllegalTransition(f"cannot change the priority of job {job.id}: it is {job.state.value}")
     priority = max(0, min(10, priority))
     job.priority = priority
     job.spec = {**job.spec, "priority": priority}
     job.updated_at = now
+    return job.state is JobState.QUEUED and job.kind != FARM_KIND
 
 
 def check_removable(job: Job) -> None:

@@ -20,11 +20,28 @@ from ..core.job import FARM_KIND, Job, JobState
 from ..core.pathmap import PathMap
 from ..core.spec import JobSpec
 from ..core.submission import FarmSubmission, PathSource, QueuedLocally, SpecSource, WireSource
-from ..errors import FarmDisabled, FarmNodeNotFound, FarmUnavailable, IllegalTransition, PreviewError, QueueFull
+from ..errors import (
+    FarmDisabled,
+    FarmJobNotWaiting,
+    FarmNodeNotFound,
+    FarmUnavailable,
+    IllegalTransition,
+    PreviewError,
+    QueueFull,
+)
 from ..queue.base import FarmUpdate, JobStore
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# why a farm job's priority cannot change any more, by what FarmPort.set_priority answered
+NOT_WAITING = {
+    "active": "a farm node is running it",
+    "waiting-children": "its chunks are running on the farm",
+    "completed": "it has finished on the farm",
+    "failed": "it has ended on the farm (failed or cancelled)",
+    "not-found": "it is no longer on the farm",
+}
 
 
 class StoreCall(Protocol):
@@ -45,6 +62,7 @@ class FarmPort(Protocol):
     async def state(self, job_id: str) -> str | None: ...
     async def get(self, job_id: str) -> dict[str, Any] | None: ...
     async def cancel(self, job_id: str, reason: str) -> str: ...
+    async def set_priority(self, job_id: str, priority: int) -> str: ...
     async def waiting(self) -> int: ...
     async def signing_secret(self) -> str: ...
     async def set_draining(self, node_id: str, draining: bool) -> bool: ...
@@ -172,6 +190,29 @@ class JobService:
             return job  # it ended meanwhile: the tracker mirrors how
         return await self._run(partial(self._store.cancel, job.id))
 
+    async def _set_farm_priority(self, job: Job, priority: int) -> Job:
+        """The farm job's BullMQ priority changes first, only while it waits there (the farm decides, atomically: the
+        record may be a poll behind); then the record. FarmJobNotWaiting, both unchanged, once a node took it, it
+        ended or it left the farm. If the record cannot take it, the farm job gets its old priority back."""
+        assert job.farm_id is not None
+        if job.state.finished:
+            return await self._run(partial(self._store.set_priority, job.id, priority))  # refused by the rules
+        farm = self._farm_or_refuse()
+        result = await farm.set_priority(job.farm_id, priority)
+        if result == "busy":
+            raise FarmUnavailable(f"farm job {job.farm_id} kept changing while its priority was set; try again")
+        if result != "changed":
+            raise FarmJobNotWaiting(job.id, job.farm_id, NOT_WAITING.get(result, f"it is {result} there"))
+        try:
+            return await self._run(partial(self._store.set_priority, job.id, priority))
+        except PreviewError:
+            try:
+                await farm.set_priority(job.farm_id, job.priority)
+            except PreviewError as exc:
+                log.warning("farm job %s keeps priority %d; its record %s could not take it: %s", job.farm_id,
+                            priority, job.id, exc)
+            raise
+
     async def _retry_farm_record(self, job: Job) -> Job:
         """Retry resubmits to the farm: a new farm job, the same record (fresh attempts)."""
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
@@ -212,7 +253,12 @@ class JobService:
         return await self._run(partial(self._store.retry, job_id))
 
     async def set_priority(self, job_id: str, priority: int) -> Job:
-        return await self._run(partial(self._store.set_priority, job_id, max(0, min(10, priority))))
+        """Clamped to 0-10 (higher first). A farm record's farm job gets it too, while it waits on the farm."""
+        priority = max(0, min(10, priority))
+        job = await self.get(job_id)
+        if job.kind == FARM_KIND and job.farm_id is not None:
+            return await self._set_farm_priority(job, priority)
+        return await self._run(partial(self._store.set_priority, job_id, priority))
 
     async def remove(self, job_id: str) -> None:
         await self._run(partial(self._store.remove, job_id))

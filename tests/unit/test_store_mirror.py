@@ -30,6 +30,19 @@ def test_a_waiting_job_sent_to_the_farm_becomes_a_farm_record_the_engine_never_l
     assert stored.to_wire()["farmId"] == "17" and stored.to_wire()["origin"] == "farm"
 
 
+def test_a_farm_records_priority_change_gives_it_no_local_queue_entry(store: JobStore) -> None:
+    """The farm orders a farm record (JobService.set_priority changes the farm job first); the store only notes the
+    new priority. Before, a queued record got a live local queue entry, which a worker of every kind leased."""
+    job = sent(store)
+    local = store.submit(make_spec(timeline="/local.otio"))
+    raised = store.set_priority(job.id, 9)
+    assert (raised.priority, raised.spec["priority"], raised.state, raised.kind) == (9, 9, JobState.QUEUED, FARM_KIND)
+    assert store.get(job.id).priority == 9
+    lease = store.lease("w", 30)  # any kind
+    assert lease is not None and lease.job.id == local.id  # the local job, although the record now ranks higher
+    assert store.lease("w", 30) is None
+
+
 def test_the_farm_state_is_mirrored_step_by_step_through_the_state_machine(store: JobStore, clock: Clock) -> None:
     job = sent(store)
     rev = store.current_rev()

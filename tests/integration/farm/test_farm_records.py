@@ -261,3 +261,53 @@ def test_farm_records_keep_their_state_through_a_redis_outage_and_catch_up(
                       timeout=120, what="the record to catch up")
     assert done.state is JobState.SUCCEEDED, done.error
     assert (adapter.layout.preview_dir("outage", job.id) / "preview.mp4").stat().st_size > 0
+
+
+def select(window: Any, job_id: str) -> None:
+    window.table.selectRow(window.proxy.mapFromSource(window.model.index(window.model.row_of(job_id), 0)).row())
+    assert [j.id for j in window.selected_jobs()] == [job_id]
+    window.actions_.update_enabled()
+
+
+def test_raise_priority_in_the_table_reorders_the_farm_and_a_running_record_says_why_not(
+    redis_server: RedisServer, start_node: Callable[..., NodeProcess], farm_windows: FarmWindows,
+    qloop: asyncio.AbstractEventLoop, run_log: Path,
+) -> None:
+    from .conftest import runs
+
+    window = farm_windows.open(redis_server.url)
+    adapter = window.adapter
+    errors: list[tuple[str, str]] = []
+    adapter.error.connect(lambda title, text: errors.append((title, text)))
+    ids = [run(qloop, adapter.service.submit(WireSource({"projectId": project, "timeline": {
+        "fps": 25, "clips": [{"gap": seconds}]}}))).id for project, seconds in (("first", 0.2), ("later", 0.2),
+                                                                                  ("long", 30.0))]
+    wait_until(qloop, lambda: all(window.model.row_of(i) is not None for i in ids), what="the jobs in the table")
+    run(qloop, adapter.send_to_farm(ids[:2]))  # no node on the farm yet: both wait there, first before later
+    wait_until(qloop, lambda: all((j := adapter.job(i)) is not None and j.farm_id for i in ids[:2]),
+               what="farm records")
+
+    select(window, ids[1])
+    assert window.actions_.raise_priority.isEnabled()
+    window.actions_.raise_priority.trigger()  # Ctrl+Up: 5 → 6, on the farm too
+    wait_until(qloop, lambda: record(window, ids[1]).priority == 6, what="the raised priority")
+    assert not errors, errors
+    start_node(redis_server.url, concurrency=1)  # one slot: it takes them in the farm's order
+    # the fake renderer writes no files, so the records end failing to fetch them: the order is what counts here
+    wait_until(qloop, lambda: all(record(window, i).state.finished for i in ids[:2]), timeout=60,
+               what="both farm records done")
+    assert [project for project, _pid in runs(run_log)] == ["later", "first"]
+    for i in ids[:2]:
+        farm = run(qloop, adapter.service.farm_job(str(record(window, i).farm_id)))
+        assert farm is not None and farm["state"] == "completed"
+
+    run(qloop, adapter.send_to_farm([ids[2]]))
+    wait_until(qloop, lambda: record(window, ids[2]).state is JobState.RUNNING, timeout=30, what="the long one running")
+    select(window, ids[2])
+    window.actions_.raise_priority.trigger()
+    wait_until(qloop, lambda: errors, what="the refusal")
+    farm_id = record(window, ids[2]).farm_id
+    assert errors == [("Could not raise the priority of 1 job(s)", f"cannot change the priority of job {ids[2]}: "
+                       f"farm job {farm_id} no longer waits (a farm node is running it)")]
+    assert record(window, ids[2]).priority == 5
+    run(qloop, adapter.cancel([ids[2]]))
