@@ -3,7 +3,8 @@
 Threads: the loop thread runs this class; a single store thread runs every store call (SQLite can block);
 handlers run on the RenderPool's threads and talk back only through `loop.call_soon_threadsafe`.
 Events come from the store's change log (so changes made by other processes, e.g. `preview-desktop submit`,
-reach the window too) plus live progress of the jobs running here.
+reach the window too) plus live progress of the jobs running here. Keeping their leases alive and the store
+tidy (heartbeats, reaping, purging) is upkeep.py's, on loops this class starts and stops.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .boundary import Outcome, run_at_boundary
 from .pool import RenderPool
 from .slots import SlotRun, stored_spec
 from .space import SpaceWatch
+from .upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,6 +92,7 @@ class Engine:
         self._stopped = asyncio.Event()
         self._paused = False
         self.leasing = True  # False: this node runs no local jobs (e.g. a farm-only node)
+        self.upkeep = Upkeep(self, store, settings, self.space)  # heartbeats of our leases; reaping, purging
 
     # ------------------------------------------------------------------ plumbing
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -141,15 +144,17 @@ class Engine:
         if reaped:
             log.info("requeued %d job(s) left running by a stopped worker", len(reaped))
         await self._sync(full=True)
-        await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging)
+        await self.remove_orphan_staging()
         self._watch = self.store.watch(self._on_store_commit)
         self._spawn(self._dispatch_loop())
-        self._spawn(self._heartbeat_loop())
-        self._spawn(self._housekeeping_loop())
+        self.upkeep.start(self._spawn)
         self.events.emit(self.status())
 
-    def _remove_orphan_staging(self) -> None:
-        """Staging folders of jobs not running anywhere are leftovers of killed renders. On the store thread."""
+    async def remove_orphan_staging(self) -> None:
+        """Staging folders of jobs not running anywhere are leftovers of killed renders (at start, after a reap)."""
+        await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging)
+
+    def _remove_orphan_staging(self) -> None:  # on the store thread
         here = set(self.running)
 
         def runs_somewhere(job_id: str) -> bool:
@@ -192,6 +197,7 @@ class Engine:
                 await self.call(self.store.release, job_id, run.lease.token)
         if self._watch is not None:
             self._watch.stop()
+        self.upkeep.stop()
         for task in list(self._tasks):
             task.cancel()
         self._stopped.set()
@@ -436,35 +442,3 @@ class Engine:
         self.events.emit(JobOutcome(job_id, kind, outcome.seconds, run.progress.frames))
         self.events.emit(self.status())
         self._wake.set()
-
-    # ------------------------------------------------------------------ keeping leases alive
-    async def _heartbeat_loop(self) -> None:
-        interval = max(0.2, min(1.0, self.settings.lease_seconds / 3))
-        while not self._stopped.is_set():
-            await asyncio.sleep(interval)
-            if not self.running:
-                continue
-            tokens = {job_id: run.lease.token for job_id, run in self.running.items()}
-            progress = {job_id: run.progress for job_id, run in self.running.items()}
-            reply = await self.space.patiently(
-                partial(self.call, self.store.heartbeat, tokens, self.settings.lease_seconds, progress))
-            for job_id in reply.cancel_requested | reply.lost:
-                run = self.running.get(job_id)
-                if run is not None:
-                    if job_id in reply.lost:
-                        log.warning("job %s: lease lost (another worker took it); stopping it here", job_id)
-                    run.ctx.cancel_event.set()
-
-    async def _housekeeping_loop(self) -> None:
-        interval = max(0.25, min(5.0, self.settings.lease_seconds / 4))
-        last_purge = 0.0
-        while not self._stopped.is_set():
-            await asyncio.sleep(interval)
-            reaped = await self.space.patiently(lambda: self.call(self.store.reap))
-            if reaped:
-                log.info("requeued %d job(s) whose worker stopped responding", len(reaped))
-                await self.loop.run_in_executor(self._store_thread, self._remove_orphan_staging)
-            if self.settings.retention_days > 0 and time.monotonic() - last_purge > 3600:
-                last_purge = time.monotonic()
-                await self.space.patiently(
-                    lambda: self.call(self.store.purge_finished, self.settings.retention_days * 86400))

@@ -115,8 +115,8 @@ class LocalStore:
         self._cache.push((job.id, job.queue_seq), prefix=prefix)
         meta["qlen"][prefix] = meta["qlen"].get(prefix, 0) + 1
 
-    def _promote_due(self, meta: dict[str, Any], now: float) -> None:
-        """Retrying jobs whose backoff has passed go back into the queue."""
+    def _promote_due(self, meta: dict[str, Any], now: float) -> bool:
+        """Retrying jobs whose backoff has passed go back into the queue. Whether meta changed (any was due)."""
         due = [job_id for job_id, when in meta["delayed"].items() if when <= now]
         for job_id in due:
             del meta["delayed"][job_id]
@@ -128,6 +128,7 @@ class LocalStore:
                 job.transition(JobState.QUEUED, now)
                 self._enqueue(meta, job)
                 self._save(meta, job, JobState.RETRYING)
+        return bool(due)
 
     def _state_of(self, job_id: str) -> JobState | None:
         record = self._cache.get(JOB_PREFIX + job_id)
@@ -226,20 +227,22 @@ class LocalStore:
 
     # ------------------------------------------------------------------ running
     def lease(self, worker: str, lease_seconds: float, kinds: Iterable[str] | None = None) -> Lease | None:
-        """Take the next runnable job (highest priority, then oldest) for `lease_seconds`, or None."""
+        """Take the next runnable job (highest priority, then oldest) for `lease_seconds`, or None. An idle poll
+        writes nothing: a write would wake every process's store watcher and grow the WAL for nothing."""
         allowed = set(kinds) if kinds is not None else None
         now = self._clock()
         with self._transact():
             meta = self._meta()
-            if meta["delayed"]:
-                self._promote_due(meta, now)
+            changed = self._promote_due(meta, now)
             if meta["paused"]:
-                self._cache.set(META, meta)
+                if changed:
+                    self._cache.set(META, meta)
                 return None
             skipped: list[tuple[str, tuple[str, int]]] = []
             lease: Lease | None = None
             for prefix in sorted(p for p, n in meta["qlen"].items() if n > 0):
                 while meta["qlen"][prefix] > 0:
+                    changed = True  # an entry is pulled, or the count corrected
                     key, entry = self._cache.pull(prefix=prefix)
                     if key is None:
                         meta["qlen"][prefix] = 0
@@ -264,7 +267,8 @@ class LocalStore:
             for prefix, entry in skipped:  # kinds this worker cannot run go back to the front
                 self._cache.push(entry, prefix=prefix, side="front")
                 meta["qlen"][prefix] += 1
-            self._cache.set(META, meta)
+            if changed:
+                self._cache.set(META, meta)
             return lease
 
     def heartbeat(
@@ -427,10 +431,8 @@ class LocalStore:
                     self._enqueue(meta, job)
                 self._save(meta, job, previous)
                 reaped.append(job_id)
-            due = any(when <= now for when in meta["delayed"].values())
-            if due:
-                self._promote_due(meta, now)
-            if reaped or due:
+            promoted = self._promote_due(meta, now)
+            if reaped or promoted:  # an idle reap writes nothing either
                 self._cache.set(META, meta)
         return reaped
 
