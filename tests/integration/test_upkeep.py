@@ -27,18 +27,11 @@ from preview_desktop.queue.base import JobStore, Lease
 from preview_desktop.queue.local import LocalStore
 from preview_desktop.queue.memory import MemoryStore
 from preview_desktop.settings import load_settings
+from tests.support.clock import Clock
 from tests.support.jobs import make_spec
 from tests.support.qtloop import run
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Handler:
@@ -65,7 +58,7 @@ class Handler:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(time.time())
 
 
 @pytest.fixture

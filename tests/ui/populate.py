@@ -16,17 +16,10 @@ from preview_desktop.core.layout import Layout
 from preview_desktop.core.process import HOSTNAME
 from preview_desktop.core.spec import parse_spec
 from preview_desktop.queue.local import LocalStore
+from tests.support.clock import Clock
 
 FAKE_WORKER = f"{HOSTNAME}:1:beef"  # pid 1 is always alive, so the window's reaper leaves these leases alone
 FARM_WORKER = "render-02:4242:a1b2"
-
-
-class Clock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _frame(w: int, h: int, hue: int, text: str) -> np.ndarray:

@@ -9,14 +9,7 @@ from pathlib import Path
 from preview_desktop.farm.connection import Link
 from preview_desktop.farm.registry import FarmKeys
 from preview_desktop.farm.standing import Standing, node_seat
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def standing(clock: Clock) -> tuple[Standing, list[str]]:
@@ -28,7 +21,7 @@ def standing(clock: Clock) -> tuple[Standing, list[str]]:
 
 
 def test_three_different_jobs_in_a_row_rest_the_node_and_the_cool_down_forgives_it() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     s, changes = standing(clock)
     for job in ("1", "2", "2"):  # the same job failing twice counts once
         asyncio.run(s.failed(job, "boom"))
@@ -47,7 +40,7 @@ def test_three_different_jobs_in_a_row_rest_the_node_and_the_cool_down_forgives_
 
 
 def test_a_success_resets_the_count() -> None:
-    s, _ = standing(Clock())
+    s, _ = standing(Clock(1000.0))
     asyncio.run(s.failed("1", "boom"))
     asyncio.run(s.failed("2", "boom"))
     s.succeeded()

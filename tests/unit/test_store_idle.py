@@ -20,15 +20,8 @@ from preview_desktop.queue.base import JobStore
 from preview_desktop.queue.local import LocalStore
 from preview_desktop.queue.memory import MemoryStore
 from preview_desktop.settings import load_settings
+from tests.support.clock import Clock
 from tests.support.jobs import make_spec
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
