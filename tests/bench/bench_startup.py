@@ -7,7 +7,8 @@ preview_desktop/native.py):
   - the interpreter alone (`python -c pass`);
   - `python -c "import X"` for each library a render needs: numpy, PyAV, OpenCV, pydantic with our spec models,
     OpenTimelineIO (each alone, so each figure includes the interpreter);
-  - all of them in one process, as a render imports them: the import floor;
+  - all of them in one process, as a render imports them: the import floor; and numpy + PyAV + OpenCV alone, the
+    libraries the renderer's pixels go through (the floor without pydantic and OTIO);
   - `preview-desktop render --dry-run` of the easy source: the command up to its plan (spec, probe, plan and
     preview.json; without the video path's imports);
   - the ffmpeg CLI's whole preview of the easy source (bench_render's command): the reference.
@@ -41,6 +42,7 @@ LIBRARIES = {
     "opentimelineio": "import opentimelineio",
 }
 FLOOR = "import numpy, av, cv2, opentimelineio, preview_desktop.core.spec"
+PIXELS = "import numpy, av, cv2"  # what the renderer is made of, without the spec's pydantic and OTIO
 Command = tuple[list[str], dict[str, str] | None]
 
 
@@ -68,6 +70,7 @@ def main() -> dict[str, dict[str, float]]:
             "interpreter": python("pass"),
             **{name: python(code) for name, code in LIBRARIES.items()},
             "import floor (all of them)": python(FLOOR),
+            "numpy + av + cv2 only": python(PIXELS),
             "render --dry-run": dry_run,
             "ffmpeg CLI, whole preview": job.ffmpeg,
         }
@@ -88,7 +91,7 @@ def main() -> dict[str, dict[str, float]]:
     print(f"median of {ROUNDS}, whole processes          wall s   CPU s", file=sys.stderr)
     for name, figure in report.items():
         print(f"  {name:38s} {figure['wall_s']:6.3f}  {figure['cpu_s']:6.3f}", file=sys.stderr)
-    for name in ("import floor (all of them)", "render --dry-run"):
+    for name in ("import floor (all of them)", "numpy + av + cv2 only", "render --dry-run"):
         print(f"{name} / ffmpeg's whole preview: wall {report[name]['wall_s'] / ffmpeg['wall_s']:.2f}, "
               f"CPU {report[name]['cpu_s'] / ffmpeg['cpu_s']:.2f}", file=sys.stderr)
     print(json.dumps(report, indent=2))
