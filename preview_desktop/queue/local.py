@@ -214,10 +214,14 @@ class LocalStore:
         return int(self._meta()["rev"])
 
     def changes_since(self, rev: int) -> Changes:
-        """Which jobs changed after revision `rev` (ids in order, once each); None when too far behind."""
-        with self._transact():
-            current = int(self._meta()["rev"])
-            return rules.changes(rev, current, lambda r: self._cache.get(f"log:{r:012d}"))
+        """Which jobs changed after revision `rev` (ids in order, once each); None when too far behind. Plain reads
+        (each engine asks after every commit it hears: a write lock each time queued them all): a window pruned
+        by commits meanwhile answers None (a full sync), as for a reader too far behind."""
+        current = int(self._meta()["rev"])
+        found = rules.changes(rev, current, lambda r: self._cache.get(f"log:{r:012d}"))
+        if int(self._meta()["rev"]) - rev > LOG_KEEP - 1:
+            return Changes(current, None)
+        return found
 
     def watch(self, on_change: Callable[[], None]) -> StoreWatch:
         """Sees commits by every process on this store (polls SQLite's data_version every 10 ms)."""

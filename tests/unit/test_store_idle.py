@@ -1,4 +1,5 @@
-"""An idle worker's poll writes nothing: `lease` on an empty or paused queue commits no transaction.
+"""An idle worker's poll writes nothing: `lease` on an empty or paused queue commits no transaction; and reading
+the change log takes no write lock.
 
 Every worker leases in a loop; a write per poll would wake every process's store watcher and grow the WAL for
 nothing. SQLite's `PRAGMA data_version`, read from a second connection, changes exactly when another connection
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from preview_desktop.core.job import JobState
-from preview_desktop.queue.base import JobStore
+from preview_desktop.queue.base import Changes, JobStore
 from preview_desktop.queue.local import LocalStore
 from preview_desktop.queue.memory import MemoryStore
 from preview_desktop.settings import load_settings
@@ -122,3 +123,38 @@ def test_an_idle_lease_wakes_no_watcher(kind: str, tmp_path: Path) -> None:
     finally:
         watch.stop()
         store.close()
+
+
+def test_reading_the_change_log_waits_for_no_writer(local: LocalStore) -> None:
+    """Every process's engine reads the change log after each commit it hears; while another process holds the
+    store's write lock (a long purge, a full disk's retries), that read must not queue behind it."""
+    first = local.submit(make_spec()).id
+    rev = local.current_rev()
+    second = local.submit(make_spec()).id
+    latest = local.current_rev()
+    writer = sqlite3.connect(str(local.db_path), isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # another process's write transaction, left open
+    try:
+        answer: list[Changes] = []
+        reader = threading.Thread(target=lambda: answer.append(local.changes_since(rev - 1)), daemon=True)
+        reader.start()
+        reader.join(5.0)
+        assert not reader.is_alive(), "changes_since waited for another connection's write lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert answer == [Changes(latest, (first, second))]
+
+
+def test_a_window_pruned_meanwhile_asks_for_a_full_sync(local: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a transaction, commits may land between reading the revision and reading the log: when they are
+    enough to prune the window being read, the reader is told to sync in full, never handed a silent gap."""
+    from preview_desktop.queue import local as local_module
+
+    for _ in range(4):
+        local.submit(make_spec())
+    rev = local.current_rev()
+    monkeypatch.setattr(local_module, "LOG_KEEP", 3)  # the 4 commits below prune the window after `rev - 2`
+    reads = iter([rev, rev + 4])  # the revision as read before and after the log
+    monkeypatch.setattr(local, "_meta", lambda: {"rev": next(reads)})
+    assert local.changes_since(rev - 2).job_ids is None
