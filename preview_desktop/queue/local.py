@@ -214,9 +214,8 @@ class LocalStore:
         return int(self._meta()["rev"])
 
     def changes_since(self, rev: int) -> Changes:
-        """Which jobs changed after revision `rev` (ids in order, once each); None when too far behind. Plain reads
-        (each engine asks after every commit it hears: a write lock each time queued them all): a window pruned
-        by commits meanwhile answers None (a full sync), as for a reader too far behind."""
+        """Jobs changed after revision `rev` (ids in order, once each); None: too far behind, or the window was
+        pruned meanwhile (plain reads: every engine asks after each commit; a write lock each time queued them)."""
         current = int(self._meta()["rev"])
         found = rules.changes(rev, current, lambda r: self._cache.get(f"log:{r:012d}"))
         if int(self._meta()["rev"]) - rev > LOG_KEEP - 1:
@@ -231,8 +230,7 @@ class LocalStore:
 
     # ------------------------------------------------------------------ running
     def lease(self, worker: str, lease_seconds: float, kinds: Iterable[str] | None = None) -> Lease | None:
-        """Take the next runnable job (highest priority, then oldest) for `lease_seconds`, or None. An idle poll
-        writes nothing: a write would wake every process's store watcher and grow the WAL for nothing."""
+        """The next runnable job (highest priority, then oldest) for `lease_seconds`, or None (writing nothing)."""
         allowed = set(kinds) if kinds is not None else None
         now = self._clock()
         with self._transact():
