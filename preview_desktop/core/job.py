@@ -121,6 +121,12 @@ class Job:
         return self.state.value
 
     @property
+    def priority_can_change(self) -> bool:
+        """Not finished, and not a farm record a farm node already runs: the farm refuses that (its order is
+        decided), so the window offers it only while the record waits."""
+        return not self.state.finished and not (self.kind == FARM_KIND and self.state is JobState.RUNNING)
+
+    @property
     def label(self) -> str:
         timeline = self.spec.get("timeline")
         return timeline if isinstance(timeline, str) else "inline timeline"

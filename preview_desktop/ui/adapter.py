@@ -223,7 +223,7 @@ class EngineAdapter(QObject):
 
     def change_priority(self, job_ids: Sequence[str], delta: int) -> asyncio.Task[Any]:
         jobs = [self.engine.jobs[i] for i in job_ids if i in self.engine.jobs]
-        targets = {j.id: j.priority + delta for j in jobs if not j.state.finished}
+        targets = {j.id: j.priority + delta for j in jobs if j.priority_can_change}
 
         def apply(job_id: str) -> Awaitable[Job]:
             return self.service.set_priority(job_id, targets[job_id])
