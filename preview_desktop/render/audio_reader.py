@@ -9,7 +9,8 @@ from typing import Any
 import av
 import numpy as np
 
-from .codec import AUDIO_RATE, Unreadable, ffmpeg_reason
+from .codec import AUDIO_RATE, Unreadable
+from .media import ffmpeg_reason
 
 
 class AudioReader:

@@ -18,6 +18,7 @@ import av
 import cv2
 import numpy as np
 
+from .media import ffmpeg_reason
 from .scaler import Scaler
 from .stages import END, Offload, Prefetch
 
@@ -48,12 +49,6 @@ def gop_frames(rate: Fraction | float) -> int:
 
 class Unreadable(Exception):
     """The media opened but gave no usable picture or sound: the caller turns this into a slate or error."""
-
-
-def ffmpeg_reason(exc: BaseException) -> str:
-    """FFmpeg's own words without errno noise ("Invalid data found when processing input")."""
-    text = str(getattr(exc, "strerror", None) or exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
 
 
 ENCODE_QUEUE = 4  # pictures waiting for the encoder thread

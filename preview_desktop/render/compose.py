@@ -96,9 +96,9 @@ def _box(width: int, height: int, org: tuple[int, int], size: TextSize) -> tuple
 
 
 def _text_box(image: np.ndarray, text: str, org: tuple[int, int], scale: float, thick: int,
-              size: TextSize) -> None:
-    """White text on a darkened box: readable over any picture."""
-    x0, y0, x1, y1 = _box(image.shape[1], image.shape[0], org, size)
+              dark: tuple[int, int, int, int]) -> None:
+    """White text on the darkened box `dark` (x0, y0, x1, y1; see `_box`): readable over any picture."""
+    x0, y0, x1, y1 = dark
     if x1 > x0 and y1 > y0:
         region = image[y0:y1, x0:x1]
         np.right_shift(region, 2, out=region)  # region // 4, cheaper
@@ -162,7 +162,7 @@ def burn_in(
     """Timecode bottom centre, clip name top left, label top right. Draws in place and returns the image."""
     height, width = image.shape[:2]
     for text, org, scale, thick, size in _burn_items(width, height, tc, clip, label):
-        _text_box(image, text, org, scale, thick, size)
+        _text_box(image, text, org, scale, thick, _box(width, height, org, size))
     return image
 
 
@@ -211,14 +211,12 @@ def burn_in_i420(
         where = _i420_box(width, height, org, size)
         if where is None:
             continue
-        x0, y0, x1, y1, (dx0, dy0, dx1, dy1), at = where
+        x0, y0, x1, y1, dark, at = where
         box = (slice(y0, y1), slice(x0, x1))
         half = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
         crop = _join_i420(y[box], u[half], v[half])
         bgr = cv2.cvtColor(crop, cv2.COLOR_YUV2BGR_I420)
-        region = bgr[dy0:dy1, dx0:dx1]
-        np.right_shift(region, 2, out=region)  # // 4, as burn_in
-        cv2.putText(bgr, text, at, FONT, scale, _TEXT, thick, cv2.LINE_AA)
+        _text_box(bgr, text, at, scale, thick, dark)
         cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=crop)
         y[box], u[half], v[half] = i420_planes(crop, x1 - x0, y1 - y0)
     return image
@@ -282,11 +280,6 @@ class Thumbnailer:
                            cv2.resize(u, (tw // 2, th // 2), interpolation=cv2.INTER_AREA),
                            cv2.resize(v, (tw // 2, th // 2), interpolation=cv2.INTER_AREA))
         return cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
-
-
-def i420_thumbnail(image: np.ndarray, width: int, height: int, size: tuple[int, int]) -> np.ndarray:
-    """One thumbnail (see Thumbnailer; a render makes many through one Thumbnailer)."""
-    return Thumbnailer(width, height, size)(image)
 
 
 @lru_cache(maxsize=32)

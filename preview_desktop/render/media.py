@@ -99,7 +99,7 @@ def _probe_av(path: Path) -> Source:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        return offline(path, f"not a readable media file ({_short(exc)})")
+        return offline(path, f"not a readable media file ({ffmpeg_reason(exc)})")
     try:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -131,7 +131,7 @@ def _probe_av(path: Path) -> Source:
             )
         return Source(kind="black", path=path, has_audio=True, duration=duration, start_time=start)
     except av.FFmpegError as exc:
-        return offline(path, f"not a readable media file ({_short(exc)})")
+        return offline(path, f"not a readable media file ({ffmpeg_reason(exc)})")
     finally:
         container.close()
 
@@ -196,7 +196,7 @@ def _timecode(text: object, rate: object) -> float | None:
     return hours * 3600 + minutes * 60 + seconds + frames / nominal
 
 
-def _short(exc: BaseException) -> str:
+def ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's own words without errno noise ("Invalid data found when processing input")."""
     text = str(getattr(exc, "strerror", None) or exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]

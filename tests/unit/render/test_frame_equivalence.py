@@ -211,7 +211,7 @@ def test_timecode_box_keeps_its_place(width: int, height: int) -> None:
 
 def test_thumbnail_is_bit_identical_to_per_plane_inter_area(frames: list[np.ndarray]) -> None:
     for image in frames:
-        assert np.array_equal(compose.i420_thumbnail(image, 640, 360, (160, 90)),
+        assert np.array_equal(compose.Thumbnailer(640, 360, (160, 90))(image),
                               ref_thumbnail(image, 640, 360, (160, 90)))
 
 
@@ -228,7 +228,7 @@ def test_thumbnail_at_other_sizes(sources: dict[str, Path], width: int, height: 
     images = _decoded(sources["pattern"], (width, height))[:4]
     white = np.full_like(images[0], 255)  # the largest sums
     for image in [*images, white]:
-        assert np.array_equal(compose.i420_thumbnail(image, width, height, size),
+        assert np.array_equal(compose.Thumbnailer(width, height, size)(image),
                               ref_thumbnail(image, width, height, size))
 
 
